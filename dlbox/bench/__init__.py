@@ -1,0 +1,1 @@
+"""Throughput benchmarks (see the bench issue)."""

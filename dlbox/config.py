@@ -1,0 +1,122 @@
+"""Typed configs: one dataclass per command, unknown keys refused with a near-match hint.
+
+A config is built from defaults, then an optional YAML file, then explicit command-line options
+(argparse defaults are ``None`` so that only what the user typed overrides). The resolved config
+is saved in the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from dlbox.errors import UserError, close_matches
+
+C = TypeVar("C")
+
+
+def opt(default: Any, help: str):
+    """A dataclass field with its --help text (read by the CLI)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """Check and convert one value to its declared type (int -> float is fine, 'yes' -> bool is not)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except UserError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = close_matches(str(value), [str(c) for c in choices]) or f"one of {', '.join(map(str, choices))}"
+            raise UserError(f"{name}: {value!r} is not a valid value", hint)
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{name}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        return [_coerce(name, v, item) for v in value]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{name}: expected true or false, got {value!r}")
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if tp in (int, float, str):
+        raise UserError(f"{name}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[C], data: dict[str, Any], *, base: C | None = None) -> C:
+    """Build ``cls`` from ``data``; unknown keys are refused with the nearest valid key as a hint."""
+    types_ = _field_types(cls)
+    for key in data:
+        if key not in types_:
+            hint = close_matches(key, types_) or f"valid keys: {', '.join(sorted(types_))}"
+            raise UserError(f"unknown config key {key!r} for {cls.__name__}", hint)
+    values = dataclasses.asdict(base) if base is not None else {}
+    values.update({k: _coerce(k, v, types_[k]) for k, v in data.items()})
+    cfg = cls(**values)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {str(p)!r} does not exist", "check the path given to --config")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {str(p)!r} must hold a mapping of keys to values")
+    return data
+
+
+def resolve(cls: type[C], cli: dict[str, Any], config_file: str | None = None) -> C:
+    """Defaults < YAML file < explicit command-line options (those not None)."""
+    data = load_yaml(config_file) if config_file else {}
+    data.update({k: v for k, v in cli.items() if v is not None and k in _field_types(cls)})
+    return from_dict(cls, data)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_yaml(cfg_or_dict, path: str | Path) -> None:
+    from dlbox.engine.fileio import atomic_write_text
+
+    data = cfg_or_dict if isinstance(cfg_or_dict, dict) else to_dict(cfg_or_dict)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

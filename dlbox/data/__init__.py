@@ -1,0 +1,1 @@
+"""dlbox datasets: formats, tools and embedded sample data."""

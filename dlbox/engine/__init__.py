@@ -1,0 +1,1 @@
+"""The one training engine every dlbox task uses."""

@@ -1,0 +1,96 @@
+"""Checkpoints: atomic writes, safe loads (weights_only=True), clear errors for bad files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlbox.engine.fileio import atomic_write
+from dlbox.errors import CheckpointError
+
+FORMAT = "dlbox.checkpoint"
+VERSION = 1
+
+
+def save(state: dict[str, Any], path: str | Path, keep_previous: bool = False) -> None:
+    """Write ``state`` atomically. With ``keep_previous`` the file being replaced becomes ``<name>.prev.pt``."""
+    path = Path(path)
+    state = {"format": FORMAT, "version": VERSION, **state}
+
+    def write(tmp: str) -> None:
+        torch.save(state, tmp)
+        if keep_previous and path.exists():
+            os.replace(path, previous_of(path))
+
+    atomic_write(path, write)
+
+
+def previous_of(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a dlbox checkpoint; truncated, foreign or unsafe files raise CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist", "check the path or run directory")
+    prev = previous_of(path)
+    fallback = f"; the previous good checkpoint is kept at {prev}" if prev.is_file() else ""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (zipfile.BadZipFile, EOFError, RuntimeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt ({msg[:120]}){fallback}",
+            f"resume from the previous one with --resume {prev}" if fallback else "train again or use another file",
+        ) from None
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds objects that are not plain tensors and values; refused for safety "
+            f"({str(e).splitlines()[0][:100]})",
+            "load only files you trust; convert them to a state dict or safetensors",
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} is not a dlbox checkpoint",
+            "pass a run directory or checkpoints/last.pt of a dlbox run; plain weights go to --weights",
+        )
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{str(path)!r} was written by a newer dlbox", "upgrade dlbox")
+    return state
+
+
+def resolve(path_or_run: str | Path, name: str = "last.pt") -> Path:
+    """A checkpoint file, or ``RUN_DIR/checkpoints/<name>`` for a run directory."""
+    p = Path(path_or_run)
+    if p.is_dir():
+        candidate = p / "checkpoints" / name
+        if not candidate.is_file():
+            raise CheckpointError(
+                f"{str(p)!r} has no checkpoints/{name}", "pass a dlbox run directory (runs/<task>/<name>)"
+            )
+        return candidate
+    if not p.exists():
+        raise CheckpointError(f"{str(p)!r} does not exist", "pass a run directory or a checkpoint file")
+    return p
+
+
+def run_dir_of(checkpoint_path: Path) -> Path:
+    return checkpoint_path.resolve().parent.parent
+
+
+def saved_config(path_or_run: str | Path) -> dict[str, Any]:
+    """The resolved config of the run being resumed (its config.yaml, else the checkpoint's own copy)."""
+    import yaml
+
+    ckpt = resolve(path_or_run)
+    cfg_file = run_dir_of(ckpt) / "config.yaml"
+    if cfg_file.is_file():
+        return yaml.safe_load(cfg_file.read_text()) or {}
+    return dict(load(ckpt).get("config", {}))

@@ -1,0 +1,319 @@
+"""The training loop every task uses: epochs, AMP, DDP, evaluation, checkpoints, resume, metrics.
+
+A task describes *what* to train (model, data, loss, metrics) through the small ``Task`` protocol; ``fit``
+does the rest. Reads top to bottom: set-up, run directory, resume, loop, final report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from dlbox import __version__
+from dlbox.config import save_yaml, to_dict
+from dlbox.engine import checkpoint, distributed
+from dlbox.engine.config import EngineConfig
+from dlbox.engine.device import autocast, grad_scaler, set_deterministic, set_threads
+from dlbox.engine.distributed import DistContext
+from dlbox.engine.metrics import MetricsLogger
+from dlbox.engine.progress import bar, log
+from dlbox.engine.seed import rng_state, seed_everything, set_rng_state
+from dlbox.engine.signals import GracefulStop, Interrupted
+
+
+class Task(Protocol):
+    """What a task gives the engine. Sums are per-batch totals; the engine adds them up over batches and ranks,
+    then divides every key by ``count`` (so ``{"count": n, "loss": loss * n, "accuracy": correct}``)."""
+
+    name: str  # run directories go to runs/<name>/
+    best_metric: str  # e.g. "val/accuracy"; higher is better unless best_mode == "min"
+
+    def build_model(self) -> nn.Module: ...
+    def datasets(self) -> tuple[Dataset, Dataset | None]: ...
+    def configure_optimizers(self, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any]: ...
+    def train_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class FitResult:
+    run_dir: str
+    epochs: int
+    best: dict[str, Any]
+    last: dict[str, Any]
+    seconds: float
+    images_per_sec: float
+    world_size: int
+    weights_digest: str
+    identical_weights: bool | None = None  # all ranks ended with the same weights (None: one process)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler whose order depends only on (seed, epoch), and which can skip the first batches
+    of an epoch, so a run resumed mid-epoch sees exactly the samples the uninterrupted run would."""
+
+    def __init__(self, dataset, ctx: DistContext, shuffle: bool, seed: int):
+        super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle, seed=seed)
+        self.skip = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.skip :])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Evaluation sharding without padding, so metrics over all ranks count every sample exactly once."""
+
+    def __init__(self, n: int, ctx: DistContext):
+        self.indices = list(range(ctx.rank, n, ctx.world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def state_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, t in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move tensors (also inside tuples, lists and dicts) to the device; images to channels_last on request."""
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.dim() == 4 and batch.is_floating_point():
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device, channels_last) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
+    return batch
+
+
+def new_run_dir(cfg: EngineConfig, task_name: str) -> Path:
+    """runs/<task>/<name>; a taken name gets a -2, -3, ... suffix rather than mixing two runs."""
+    base = Path(cfg.runs_dir) / task_name
+    name = cfg.name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = base / name, 2
+    while path.exists():
+        path, n = base / f"{name}-{n}", n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def _average(sums: dict[str, float]) -> dict[str, float]:
+    n = sums.get("count", 0.0)
+    return {k: (v / n if n else math.nan) for k, v in sums.items() if k != "count"}
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if mode == "max" else value < best
+
+
+def fit(task: Task, cfg: EngineConfig, extra_state: dict[str, Any] | None = None) -> FitResult | None:
+    """Train ``task`` under ``cfg``. Returns the result on rank 0 (None on other ranks).
+
+    Raises ``Interrupted`` after saving ``last.pt`` when SIGINT/SIGTERM arrives.
+    """
+    ctx = distributed.setup(cfg.device)
+    try:
+        return _fit(task, cfg, ctx, extra_state or {})
+    finally:
+        distributed.teardown()
+
+
+def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str, Any]) -> FitResult | None:
+    # --- numerics -------------------------------------------------------------------------------------
+    set_threads(cfg.threads, ctx.local_world_size)
+    set_deterministic(cfg.deterministic)
+    seed_everything(cfg.seed)  # the same seed on every rank: DDP also broadcasts rank 0's initial weights
+
+    # --- resume or new run directory --------------------------------------------------------------------
+    resumed: dict[str, Any] | None = None
+    if cfg.resume:
+        ckpt_path = checkpoint.resolve(cfg.resume)
+        resumed = checkpoint.load(ckpt_path)
+        run_dir = checkpoint.run_dir_of(ckpt_path)
+    else:
+        run_dir = distributed.broadcast_object(new_run_dir(cfg, task.name) if ctx.is_main else None, ctx)
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+
+    # --- model, data, optimisation -------------------------------------------------------------------------
+    model = task.build_model().to(ctx.device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_set, val_set = task.datasets()
+    sampler = ResumableSampler(train_set, ctx, shuffle=True, seed=cfg.seed)
+    # Own generator: creating the loader's iterator must not draw from the global RNG (exact resume).
+    loader_gen = torch.Generator()
+    collate = getattr(task, "collate_fn", None)
+    train_loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        generator=loader_gen, collate_fn=collate, pin_memory=ctx.device.type == "cuda", drop_last=False,
+    )  # fmt: skip
+    val_loader = None
+    if val_set is not None:
+        val_loader = DataLoader(
+            val_set, batch_size=cfg.batch_size, sampler=ShardSampler(len(val_set), ctx),
+            num_workers=cfg.workers, collate_fn=collate,
+        )  # fmt: skip
+    steps_per_epoch = math.ceil(sampler.num_samples / cfg.batch_size)
+    optimizer, scheduler = task.configure_optimizers(model, steps_per_epoch)
+    scaler = grad_scaler(ctx.device, cfg.precision)
+    mode = getattr(task, "best_mode", "max")
+
+    start_epoch, start_batch, global_step = 0, 0, 0
+    best: dict[str, Any] = {"metric": task.best_metric, "value": None, "epoch": None}
+    partial: dict[str, float] = {}
+    if resumed is not None:
+        try:
+            model.load_state_dict(resumed["model"])
+        except RuntimeError as e:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {cfg.resume!r} is for another model ({str(e).splitlines()[1].strip()[:120]})",
+                "resume with the same model and task it was trained with",
+            ) from None
+        optimizer.load_state_dict(resumed["optimizer"])
+        if scheduler is not None and resumed.get("scheduler") is not None:
+            scheduler.load_state_dict(resumed["scheduler"])
+        scaler.load_state_dict(resumed["scaler"])
+        start_epoch, start_batch = resumed["epoch"], resumed["batch_in_epoch"]
+        global_step, best, partial = resumed["global_step"], resumed["best"], resumed.get("partial", {})
+        rngs = resumed["rng"]
+        set_rng_state(rngs[ctx.rank] if len(rngs) == ctx.world_size else rngs[0])
+
+    if ctx.distributed:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+    logger = None
+    if ctx.is_main:
+        save_yaml(to_dict(cfg), run_dir / "config.yaml")
+        logger = MetricsLogger(run_dir, resume_step=global_step if resumed is not None else None)
+        what = f"resuming {run_dir} at epoch {start_epoch + 1}" if resumed else f"run {run_dir}"
+        log(f"{task.name}: {what} on {ctx.device} x{ctx.world_size}, {cfg.precision}, {cfg.epochs} epochs")
+
+    def make_state(epoch: int, batch_in_epoch: int, sums: dict[str, float]) -> dict[str, Any]:
+        rngs = distributed.gather_objects(rng_state(), ctx)
+        return {
+            "dlbox": __version__, "task": task.name, "model": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+            "scaler": scaler.state_dict(), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "global_step": global_step, "rng": rngs, "config": to_dict(cfg), "best": best, "partial": sums,
+            **extra_state,
+        }  # fmt: skip
+
+    # --- the loop --------------------------------------------------------------------------------------
+    t_start, images_seen, last_metrics = time.perf_counter(), 0, {}
+    with GracefulStop() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            sampler.set_epoch(epoch)
+            sampler.skip = start_batch * cfg.batch_size if epoch == start_epoch else 0
+            loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
+            model.train()
+            sums: dict[str, Any] = dict(partial) if epoch == start_epoch else {}
+            t_epoch, n_epoch = time.perf_counter(), 0
+            pbar = bar(len(train_loader), f"epoch {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main, unit="batch")
+            for i, batch in enumerate(train_loader, start=start_batch if epoch == start_epoch else 0):
+                batch = to_device(batch, ctx.device, cfg.channels_last)
+                with autocast(ctx.device, cfg.precision):
+                    loss, step_sums = task.train_step(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                if scheduler is not None:
+                    scheduler.step()
+                global_step += 1
+                for k, v in step_sums.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                n = int(step_sums["count"])
+                n_epoch += n
+                if pbar.disable is False:
+                    rate = n_epoch * ctx.world_size / max(time.perf_counter() - t_epoch, 1e-9)
+                    pbar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.0f}", refresh=False)
+                    pbar.update(1)
+                if distributed.any_rank(stop.requested, ctx):
+                    pbar.close()
+                    state = make_state(epoch, i + 1, sums)
+                    if ctx.is_main:
+                        checkpoint.save(state, ckpt_dir / "last.pt", keep_previous=True)
+                        logger.close()
+                    raise Interrupted(str(run_dir), epoch, global_step, stop.signum or 2)
+            pbar.close()
+            epoch_time = time.perf_counter() - t_epoch
+            train = _average(distributed.all_reduce_sums(sums, ctx))
+            epoch_images = distributed.all_reduce_sums({"n": n_epoch}, ctx)["n"]
+            images_seen += epoch_images
+            record: dict[str, Any] = {"epoch": epoch + 1, "step": global_step}
+            record.update({f"train/{k}": v for k, v in train.items()})
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            record["images_per_sec"] = epoch_images / max(epoch_time, 1e-9)
+            if val_loader is not None:
+                record.update({f"val/{k}": v for k, v in evaluate(task, unwrap(model), val_loader, ctx, cfg).items()})
+            last_metrics = record
+            value = record.get(task.best_metric, math.nan)
+            improved = _better(value, best["value"], mode)
+            if improved:
+                best = {"metric": task.best_metric, "value": value, "epoch": epoch + 1}
+            state = make_state(epoch + 1, 0, {})
+            if ctx.is_main:
+                logger.log(record)
+                checkpoint.save(state, ckpt_dir / "last.pt", keep_previous=True)
+                if improved:
+                    checkpoint.save(state, ckpt_dir / "best.pt")
+                shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
+                log(f"epoch {epoch + 1}/{cfg.epochs}  {shown}")
+
+    seconds = time.perf_counter() - t_start
+    digest = state_digest(unwrap(model))
+    digests = distributed.gather_objects(digest, ctx)
+    if logger is not None:
+        logger.close()
+    if not ctx.is_main:
+        return None
+    return FitResult(
+        run_dir=str(run_dir), epochs=cfg.epochs, best=best, last=last_metrics, seconds=seconds,
+        images_per_sec=images_seen / max(seconds, 1e-9), world_size=ctx.world_size, weights_digest=digest,
+        identical_weights=(len(set(digests)) == 1) if ctx.distributed else None,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate(task: Task, model: nn.Module, loader: DataLoader, ctx: DistContext, cfg: EngineConfig) -> dict[str, float]:
+    """Eval mode always (BatchNorm running statistics, no dropout); sums reduced over all ranks."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    for batch in loader:
+        batch = to_device(batch, ctx.device, cfg.channels_last)
+        with autocast(ctx.device, cfg.precision):
+            step_sums = task.eval_step(model, batch)
+        for k, v in step_sums.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    model.train(was_training)
+    return _average(distributed.all_reduce_sums(sums, ctx))

@@ -1,0 +1,1 @@
+"""Environment doctor (`dlbox env`) and platform integrity test (`dlbox env test`)."""

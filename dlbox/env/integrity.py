@@ -1,0 +1,183 @@
+"""The platform integrity test (`dlbox env test`): LeNet-5 on handwritten digits in every framework here.
+
+The old platform's "MNIST on Caffe/TensorFlow/PyTorch/Keras" smoke test, made offline: scikit-learn's digits
+by default, real MNIST IDX files with --data. PyTorch runs through the dlbox engine (so --distributed N
+also checks DDP); Keras 3 and TensorFlow run in a child process each, because a Keras backend is fixed
+once keras is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from dlbox.config import opt
+from dlbox.engine import distributed
+from dlbox.engine.config import EngineConfig
+from dlbox.engine.trainer import fit
+from dlbox.env.lenet import LeNet5
+
+FRAMEWORKS = ("torch", "keras", "tensorflow")
+INSTALL_HINT = {"keras": "pip install keras", "tensorflow": "pip install tensorflow"}
+
+
+@dataclass
+class IntegrityConfig(EngineConfig):
+    framework: Literal["all", "torch", "keras", "tensorflow"] = opt("all", "which frameworks to test")
+    data: str | None = opt(None, "a folder with MNIST IDX files (default: scikit-learn's bundled digits)")
+    lr: float = opt(2e-3, "Adam learning rate (cosine decay to 0)")
+    epochs: int = opt(15, "epochs")
+    batch_size: int = opt(32, "batch size per process")
+
+
+def load_data(data: str | None):
+    from dlbox.data.digits import mnist_idx, sklearn_digits
+
+    return mnist_idx(data) if data else sklearn_digits()
+
+
+class LeNetTask:
+    """LeNet-5 classification for the engine."""
+
+    name = "env-test"
+    best_metric = "val/accuracy"
+
+    def __init__(self, cfg: IntegrityConfig):
+        self.cfg = cfg
+
+    def build_model(self):
+        return LeNet5()
+
+    def datasets(self):
+        return load_data(self.cfg.data)
+
+    def configure_optimizers(self, model, steps_per_epoch):
+        opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
+        total = steps_per_epoch * self.cfg.epochs  # read at every step, so --resume --epochs N stretches it
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+        )
+        return opt, sched
+
+    def _sums(self, logits, y, loss):
+        n = y.shape[0]
+        return {"count": n, "loss": loss.detach() * n, "accuracy": (logits.argmax(1) == y).sum()}
+
+    def train_step(self, model, batch):
+        x, y = batch
+        logits = model(x)  # (N, 10)
+        loss = F.cross_entropy(logits, y)
+        return loss, self._sums(logits, y, loss)
+
+    def eval_step(self, model, batch):
+        x, y = batch
+        logits = model(x)
+        return self._sums(logits, y, F.cross_entropy(logits, y))
+
+
+def torch_worker(cfg: IntegrityConfig) -> dict[str, Any] | None:
+    """One process of the PyTorch run (module level: the launcher spawns it)."""
+    result = fit(LeNetTask(cfg), cfg)
+    if result is None:
+        return None
+    return {
+        "framework": "torch",
+        "status": "ok",
+        "accuracy": result.last.get("val/accuracy"),
+        "seconds": round(result.seconds, 3),
+        "images_per_sec": round(result.images_per_sec, 1),
+        "processes": result.world_size,
+        "run_dir": result.run_dir,
+        "identical_weights": result.identical_weights,
+    }
+
+
+def run_torch(cfg: IntegrityConfig) -> dict[str, Any] | None:
+    return distributed.run(cfg, torch_worker, cfg)
+
+
+def run_keras(cfg: IntegrityConfig, backend: str) -> dict[str, Any]:
+    """Keras 3 on ``backend`` ("torch" or "tensorflow") in a child process; returns its result row."""
+    framework = "keras" if backend == "torch" else "tensorflow"
+    needed = "keras" if backend == "torch" else "tensorflow"
+    if importlib.util.find_spec(needed) is None:
+        return skipped(framework, f"{needed} is not installed", INSTALL_HINT[needed])
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    payload = json.dumps({"data": cfg.data, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+                          "lr": cfg.lr, "seed": cfg.seed, "threads": cfg.threads})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlbox.env.keras_run", payload], env=env, capture_output=True, text=True
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"framework": framework, "status": "failed", "reason": tail[:300], "accuracy": None,
+                "seconds": None, "images_per_sec": None, "processes": 1}  # fmt: skip
+    return {"framework": framework, "status": "ok", **json.loads(lines[-1]), "processes": 1}
+
+
+def skipped(framework: str, reason: str, hint: str) -> dict[str, Any]:
+    return {"framework": framework, "status": "skipped", "reason": reason, "hint": hint,
+            "accuracy": None, "seconds": None, "images_per_sec": None, "processes": None}  # fmt: skip
+
+
+def run_integrity(cfg: IntegrityConfig) -> dict[str, Any] | None:
+    """Run the chosen frameworks; returns ``{"results": [...], "identical_weights": bool | None}``.
+
+    Returns None in a process that is not global rank 0 (started by torchrun or as node-rank > 0).
+    """
+    chosen = FRAMEWORKS if cfg.framework == "all" else (cfg.framework,)
+    results: list[dict[str, Any]] = []
+    identical = None
+    if "torch" in chosen:
+        row = run_torch(cfg)
+        if row is None:
+            return None
+        identical = row.pop("identical_weights")
+        results.append(row)
+    # The other frameworks run once, in the process that holds rank 0.
+    if "keras" in chosen:
+        results.append(run_keras(cfg, "torch"))
+    if "tensorflow" in chosen:
+        results.append(run_keras(cfg, "tensorflow"))
+    return {"results": results, "identical_weights": identical}
+
+
+def render(report: dict[str, Any]) -> str:
+    rows = [("framework", "status", "accuracy", "seconds", "images/sec", "processes")]
+    for r in report["results"]:
+        acc = f"{100 * r['accuracy']:.2f}%" if r.get("accuracy") is not None else "-"
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}"
+        if r.get("hint"):
+            status += f" ({r['hint']})"
+        rows.append((r["framework"], status, acc, _fmt(r.get("seconds")), _fmt(r.get("images_per_sec")),
+                     _fmt(r.get("processes"))))  # fmt: skip
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if report.get("identical_weights") is not None:
+        lines.append(f"all ranks ended with identical weights: {'yes' if report['identical_weights'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def config_dict(cfg: IntegrityConfig) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,1 @@
+"""Catalog, downloads, cache and object storage (see the hub issue)."""

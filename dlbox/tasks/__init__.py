@@ -1,0 +1,1 @@
+"""One folder per task, each with the verbs train, evaluate, predict, export."""

@@ -1,0 +1,55 @@
+"""Shared helpers: run the CLI in a child process exactly as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def cli_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DLBOX_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("OMP_NUM_THREADS", None)
+    return env
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> Result:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlbox", *map(str, args)],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_user_error(res: Result, *fragments: str) -> str:
+    """Exit 2, exactly one line on stderr starting with 'error:', no traceback, and the fragments in it."""
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in res.stderr
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def cli():
+    return run_cli
