@@ -43,6 +43,10 @@ class Task(Protocol):
     def train_step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
     def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]: ...
 
+    # Optional: ``collate_fn`` (for the loaders), ``best_mode = "min"``, and
+    # ``evaluate(model, loader, ctx, cfg) -> dict`` replacing eval_step for metrics that are not averages
+    # (it runs on every rank; use distributed.gather_objects / all_reduce_sums to combine ranks).
+
 
 @dataclass
 class FitResult:
@@ -274,7 +278,9 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             record["lr"] = optimizer.param_groups[0]["lr"]
             record["images_per_sec"] = epoch_images / max(epoch_time, 1e-9)
             if val_loader is not None:
-                record.update({f"val/{k}": v for k, v in evaluate(task, unwrap(model), val_loader, ctx, cfg).items()})
+                # A task with metrics that are not averages (COCO mAP) brings its own evaluate().
+                eval_fn = getattr(task, "evaluate", None) or (lambda m, dl, c, k: evaluate(task, m, dl, c, k))
+                record.update({f"val/{k}": v for k, v in eval_fn(unwrap(model), val_loader, ctx, cfg).items()})
             last_metrics = record
             value = record.get(task.best_metric, math.nan)
             improved = _better(value, best["value"], mode)

@@ -1,0 +1,1 @@
+"""Image classification: train or fine-tune, evaluate, predict, export."""

@@ -1,0 +1,5 @@
+"""Commands of dlbox.tasks.detect (registered by dlbox.cli)."""
+
+
+def register(sub) -> None:
+    """Adds this area's commands to the top-level subparsers (none yet)."""

@@ -1,0 +1,1 @@
+"""Text: Wikipedia dump -> clean corpus -> word2vec."""
