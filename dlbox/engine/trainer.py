@@ -46,6 +46,10 @@ class Task(Protocol):
     # Optional: ``collate_fn`` (for the loaders), ``best_mode = "min"``, and
     # ``evaluate(model, loader, ctx, cfg) -> dict`` replacing eval_step for metrics that are not averages
     # (it runs on every rank; use distributed.gather_objects / all_reduce_sums to combine ranks).
+    # Hooks, each optional: ``on_epoch_start(model, epoch)`` (after model.train(): freeze layers, keep frozen
+    # BatchNorm in eval mode), ``on_step_end(model)`` (EMA update), ``before_evaluate(model, ctx)``
+    # (BatchNorm recalibration), ``eval_model(model) -> nn.Module`` (evaluate EMA weights instead), and
+    # ``state_dict()`` / ``load_state_dict(state)`` for task state saved in checkpoints (EMA, class names).
 
 
 @dataclass
@@ -94,7 +98,7 @@ def state_digest(model: nn.Module) -> str:
     h = hashlib.sha256()
     for key, t in sorted(model.state_dict().items()):
         h.update(key.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -208,11 +212,17 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
         scaler.load_state_dict(resumed["scaler"])
         start_epoch, start_batch = resumed["epoch"], resumed["batch_in_epoch"]
         global_step, best, partial = resumed["global_step"], resumed["best"], resumed.get("partial", {})
+        if hasattr(task, "load_state_dict") and resumed.get("task_state") is not None:
+            task.load_state_dict(resumed["task_state"])
         rngs = resumed["rng"]
         set_rng_state(rngs[ctx.rank] if len(rngs) == ctx.world_size else rngs[0])
 
     if ctx.distributed:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        # Tasks that freeze layers for some epochs ask DDP to look for parameters without gradients.
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=getattr(task, "find_unused_parameters", False),
+        )  # fmt: skip
 
     logger = None
     if ctx.is_main:
@@ -228,7 +238,7 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
             "scaler": scaler.state_dict(), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
             "global_step": global_step, "rng": rngs, "config": to_dict(cfg), "best": best, "partial": sums,
-            **extra_state,
+            "task_state": task.state_dict() if hasattr(task, "state_dict") else None, **extra_state,
         }  # fmt: skip
 
     # --- the loop --------------------------------------------------------------------------------------
@@ -239,6 +249,8 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             sampler.skip = start_batch * cfg.batch_size if epoch == start_epoch else 0
             loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
             model.train()
+            if hasattr(task, "on_epoch_start"):
+                task.on_epoch_start(unwrap(model), epoch)
             sums: dict[str, Any] = dict(partial) if epoch == start_epoch else {}
             t_epoch, n_epoch = time.perf_counter(), 0
             pbar = bar(len(train_loader), f"epoch {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main, unit="batch")
@@ -252,6 +264,8 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                 scaler.update()
                 if scheduler is not None:
                     scheduler.step()
+                if hasattr(task, "on_step_end"):
+                    task.on_step_end(unwrap(model))
                 global_step += 1
                 for k, v in step_sums.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
@@ -277,15 +291,19 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             record.update({f"train/{k}": v for k, v in train.items()})
             record["lr"] = optimizer.param_groups[0]["lr"]
             record["images_per_sec"] = epoch_images / max(epoch_time, 1e-9)
+            if hasattr(task, "before_evaluate"):
+                task.before_evaluate(unwrap(model), ctx)
             if val_loader is not None:
                 # A task with metrics that are not averages (COCO mAP) brings its own evaluate().
                 eval_fn = getattr(task, "evaluate", None) or (lambda m, dl, c, k: evaluate(task, m, dl, c, k))
-                record.update({f"val/{k}": v for k, v in eval_fn(unwrap(model), val_loader, ctx, cfg).items()})
+                eval_model = task.eval_model(unwrap(model)) if hasattr(task, "eval_model") else unwrap(model)
+                record.update({f"val/{k}": v for k, v in eval_fn(eval_model, val_loader, ctx, cfg).items()})
             last_metrics = record
             value = record.get(task.best_metric, math.nan)
-            improved = _better(value, best["value"], mode)
+            # Without validation data the latest weights are the best we know.
+            improved = _better(value, best["value"], mode) if task.best_metric in record else True
             if improved:
-                best = {"metric": task.best_metric, "value": value, "epoch": epoch + 1}
+                best = {"metric": task.best_metric, "value": value if task.best_metric in record else None, "epoch": epoch + 1}
             state = make_state(epoch + 1, 0, {})
             if ctx.is_main:
                 logger.log(record)
