@@ -1,0 +1,291 @@
+"""`dlbox classify train`: train from scratch or fine-tune a torchvision classifier on the engine.
+
+Reads top to bottom: config -> data -> model (weights, heads, freezing, BatchNorm) -> optimiser with a lower
+backbone learning rate and warm-up + cosine -> the engine's loop -> a summary.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlbox.config import opt
+from dlbox.engine import distributed
+from dlbox.engine.batchnorm import freeze_bn, recalibrate_bn, set_bn_momentum
+from dlbox.engine.config import EngineConfig
+from dlbox.engine.progress import log
+from dlbox.engine.trainer import fit, to_device
+from dlbox.errors import UserError
+from dlbox.tasks.classify import models
+
+
+@dataclass
+class ClassifyConfig(EngineConfig):
+    data: str | None = opt(None, "class folders (flat or train/ + val/), a built dataset or its shards")
+    model: str = opt("resnet18", "any torchvision classification model (see `dlbox classify models`)")
+    weights: str = opt("none", "PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none (from scratch)")
+    fine_tune: bool = opt(False, "re-initialise the classifier (and auxiliary) heads for the new classes")
+    freeze_backbone: bool = opt(False, "train only the heads (frozen BatchNorm statistics stay frozen)")
+    unfreeze_after: int | None = opt(None, "with --freeze-backbone: unfreeze after this many epochs")
+    img_size: int | None = opt(None, "input size (default: the weights' size, else 224)")
+    augment: Literal["none", "light", "standard"] = opt("light", "augmentation preset")
+    val_split: float = opt(0.1, "validation fraction when the data has no val split")
+    optimizer: Literal["adamw", "sgd"] = opt("adamw", "optimiser")
+    lr: float = opt(1e-3, "learning rate of the heads")
+    backbone_lr_mult: float = opt(0.1, "backbone lr = lr x this, when starting from weights")
+    weight_decay: float = opt(0.01, "weight decay")
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
+    label_smoothing: float = opt(0.0, "label smoothing")
+    ema: float | None = opt(None, "keep an exponential moving average of the weights with this decay (e.g. 0.999)")
+    bn_momentum: float | None = opt(None, "BatchNorm momentum (PyTorch convention; TF decay 0.999 = 0.001)")
+    recalibrate_bn: bool = opt(False, "recompute BatchNorm statistics over the training data before evaluation")
+    epochs: int = opt(10, "epochs")
+    batch_size: int = opt(32, "batch size per process")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data and not self.resume:
+            raise UserError("--data is required", "pass class folders or a built dataset, e.g. --data data/digits")
+        if not 0 <= self.val_split < 1:
+            raise UserError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if self.unfreeze_after is not None and not self.freeze_backbone:
+            raise UserError("--unfreeze-after needs --freeze-backbone")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise UserError(f"--ema must be in (0, 1), got {self.ema}", "e.g. --ema 0.999")
+
+
+class EMA:
+    """Exponential moving average of parameters and buffers (evaluated and exported instead of the raw weights)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, m in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True):
+            if e.is_floating_point():
+                e.mul_(self.decay).add_(m.detach(), alpha=1 - self.decay)
+            else:
+                e.copy_(m)
+
+
+class ClassifyTask:
+    """Image classification for the engine."""
+
+    name = "classify"
+    best_metric = "val/top1"
+
+    def __init__(self, cfg: ClassifyConfig):
+        from dlbox.data.images import load_image_splits
+
+        self.cfg = cfg
+        self.train_set, self.val_set, self.classes = load_image_splits(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
+        if len(self.classes) < 2:
+            raise UserError(f"{cfg.data} has {len(self.classes)} class", "a classifier needs at least 2 classes")
+        self.weights_meta: dict[str, Any] = {}
+        self.ema: EMA | None = None
+        self.backbone: list[nn.Parameter] = []
+        self._set_transforms()
+
+    def _set_transforms(self) -> None:
+        from dlbox.data.transforms import build_transforms
+
+        cfg = self.cfg
+        info = self._pretrained_info()
+        self.img_size = cfg.img_size or info.get("img_size") or 224
+        self.mean = tuple(info.get("mean", models.IMAGENET_MEAN))
+        self.std = tuple(info.get("std", models.IMAGENET_STD))
+        self.train_set.transform = build_transforms(cfg.augment, self.img_size, self.mean, self.std, train=True)
+        eval_tf = build_transforms(cfg.augment, self.img_size, self.mean, self.std, train=False)
+        if self.val_set is not None:
+            self.val_set.transform = eval_tf
+        self.eval_transform = eval_tf
+
+    def _pretrained_info(self) -> dict[str, Any]:
+        """Input size and normalisation of the weights: the hub entry's, else torchvision's for this model."""
+        w = self.cfg.weights
+        if not w or w == "none":
+            return {}
+        if w.startswith("hub:"):
+            try:
+                from dlbox.hub import catalog
+
+                entry = catalog.get(w[4:])
+                t = getattr(entry, "transforms", None) or {}
+                if t:
+                    return {"img_size": t.get("crop_size") or t.get("img_size"), "mean": t.get("mean"), "std": t.get("std")}
+            except ImportError:
+                pass
+        try:
+            return models.weights_transform_info(self.cfg.model)
+        except (ValueError, AttributeError):
+            return {}
+
+    # --- the engine's Task protocol ---------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        cfg = self.cfg
+        model, self.weights_meta = models.build(cfg.model, len(self.classes), cfg.weights, cfg.fine_tune)
+        saved_classes = self.weights_meta.get("classes")
+        if saved_classes and not cfg.fine_tune and list(saved_classes) != list(self.classes):
+            raise UserError(
+                f"the weights were trained on classes {saved_classes[:5]}... but the data has {self.classes[:5]}...",
+                "add --fine-tune to train a new classifier for these classes",
+            )
+        if cfg.bn_momentum is not None:
+            set_bn_momentum(model, cfg.bn_momentum)
+        head_names = set(models.heads(model, len(self.classes)))
+        self.head_params = {id(p) for n, m in model.named_modules() if n in head_names for p in m.parameters()}
+        self.backbone = [p for p in model.parameters() if id(p) not in self.head_params]
+        self.find_unused_parameters = cfg.freeze_backbone  # DDP: frozen parameters get no gradient
+        if cfg.ema:
+            self.ema = EMA(model, cfg.ema)
+        return model
+
+    def datasets(self):
+        return self.train_set, self.val_set
+
+    def configure_optimizers(self, model: nn.Module, steps_per_epoch: int):
+        cfg = self.cfg
+        from_weights = cfg.weights not in (None, "", "none")
+        backbone_lr = cfg.lr * (cfg.backbone_lr_mult if from_weights else 1.0)
+        groups = [
+            {"params": [p for p in model.parameters() if id(p) in self.head_params], "lr": cfg.lr},
+            {"params": [p for p in model.parameters() if id(p) not in self.head_params], "lr": backbone_lr},
+        ]
+        if cfg.optimizer == "sgd":
+            opt_ = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
+        else:
+            opt_ = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warmup = int(cfg.warmup_epochs * steps_per_epoch) if cfg.epochs > 1 else 0
+        total = steps_per_epoch * cfg.epochs  # read at every step: --resume --epochs N stretches the schedule
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        return opt_, torch.optim.lr_scheduler.LambdaLR(opt_, factor)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        cfg = self.cfg
+        frozen = cfg.freeze_backbone and (cfg.unfreeze_after is None or epoch < cfg.unfreeze_after)
+        for p in self.backbone:
+            p.requires_grad_(not frozen)
+        if frozen:
+            # Frozen layers keep their BatchNorm statistics: eval mode for every BN outside the heads.
+            freeze_bn(model)
+        if cfg.freeze_backbone and cfg.unfreeze_after is not None and epoch == cfg.unfreeze_after:
+            log(f"epoch {epoch + 1}: unfreezing the backbone")
+
+    def on_step_end(self, model: nn.Module) -> None:
+        if self.ema is not None:
+            self.ema.update(model)
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return self.ema.model if self.ema is not None else model
+
+    def before_evaluate(self, model: nn.Module, ctx) -> None:
+        if self.cfg.recalibrate_bn:
+            recalibrate_bn(self.eval_model(model), self.recalibration_batches(ctx), ctx)
+
+    def recalibration_batches(self, ctx):
+        """Training images with the evaluation transform (statistics should match what the model sees at test)."""
+        from torch.utils.data import DataLoader
+
+        from dlbox.engine.trainer import ShardSampler
+
+        ds = copy.copy(self.train_set)
+        ds.transform = self.eval_transform
+        loader = DataLoader(ds, batch_size=self.cfg.batch_size, sampler=ShardSampler(len(ds), ctx), num_workers=self.cfg.workers)
+        return (to_device(x, ctx.device, self.cfg.channels_last) for x, _ in loader)
+
+    def _logits(self, out) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(main logits, auxiliary logits) — googlenet/inception_v3 return a namedtuple in train mode."""
+        if isinstance(out, torch.Tensor):
+            return out, []
+        main = out.logits
+        aux = [a for a in out[1:] if isinstance(a, torch.Tensor)]
+        return main, aux
+
+    def _sums(self, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        n = y.shape[0]
+        k = min(5, logits.shape[1])
+        topk = logits.topk(k, dim=1).indices  # (N, k)
+        return {
+            "count": n,
+            "loss": loss.detach() * n,
+            "top1": (topk[:, 0] == y).sum(),
+            "top5": (topk == y[:, None]).any(dim=1).sum(),
+        }
+
+    def train_step(self, model: nn.Module, batch):
+        x, y = batch  # x: (N, 3, H, W), y: (N,)
+        logits, aux = self._logits(model(x))
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        weight = models.AUX_MODELS.get(self.cfg.model, 0.0)
+        for a in aux:
+            loss = loss + weight * F.cross_entropy(a, y, label_smoothing=self.cfg.label_smoothing)
+        return loss, self._sums(logits, y, loss)
+
+    def eval_step(self, model: nn.Module, batch):
+        x, y = batch
+        logits, _ = self._logits(model(x))
+        return self._sums(logits, y, F.cross_entropy(logits, y))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: what evaluate/predict/export need to rebuild the model and its inputs."""
+        return {
+            "classes": list(self.classes), "model_name": self.cfg.model, "img_size": self.img_size,
+            "mean": list(self.mean), "std": list(self.std),
+            "ema": self.ema.model.state_dict() if self.ema is not None else None,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.model.load_state_dict(state["ema"])
+
+
+def train_worker(cfg: ClassifyConfig) -> dict[str, Any] | None:
+    task = ClassifyTask(cfg)
+    result = fit(task, cfg)
+    if result is None:
+        return None
+    best_epoch = result.best.get("epoch")
+    return {
+        "run_dir": result.run_dir,
+        "val_top1": result.best.get("value"),
+        "val_top5": _metric_at(result.run_dir, best_epoch, "val/top5"),
+        "best_epoch": best_epoch,
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 2),
+        "images_per_sec": round(result.images_per_sec, 1),
+        "processes": result.world_size,
+        "classes": list(task.classes),
+        "model": cfg.model,
+    }
+
+
+def _metric_at(run_dir: str, epoch: int | None, key: str) -> float | None:
+    from pathlib import Path
+
+    from dlbox.engine.metrics import read_jsonl
+
+    for rec in read_jsonl(Path(run_dir) / "metrics.jsonl"):
+        if rec.get("epoch") == epoch:
+            return rec.get(key)
+    return None
+
+
+def train(cfg: ClassifyConfig) -> dict[str, Any] | None:
+    """Train (in the processes ``cfg`` asks for); returns the summary on rank 0."""
+    return distributed.run(cfg, train_worker, cfg)
