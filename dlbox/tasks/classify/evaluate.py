@@ -17,18 +17,30 @@ from dlbox.errors import UserError
 from dlbox.tasks.classify.inference import load_classifier
 
 
-def _dataset(data: str, split: str, seed: int = 0):
+def _dataset(data: str, split: str, val_split: float, seed: int):
+    """The images of ``split``; "val" is the split training used (same fraction and seed)."""
     from dlbox.data.images import load_image_splits
 
     if split == "all":
         train, _, classes = load_image_splits(data, val_split=0.0, seed=seed)
         return train, classes
-    train, val, classes = load_image_splits(data, val_split=0.1 if split == "val" else 0.0, seed=seed)
+    train, val, classes = load_image_splits(data, val_split=val_split or 0.1, seed=seed)
     if split == "train":
         return train, classes
     if val is None:
         raise UserError(f"{data} has no validation split", "use --split all to evaluate on every image")
     return val, classes
+
+
+def _training_split(source: str) -> tuple[float, int]:
+    """val_split and seed of the run that made ``source`` (so "val" means the same images), else defaults."""
+    from dlbox.engine import checkpoint
+
+    try:
+        cfg = checkpoint.saved_config(source)
+        return float(cfg.get("val_split", 0.1)), int(cfg.get("seed", 0))
+    except UserError:
+        return 0.1, 0
 
 
 def evaluate(
@@ -37,7 +49,7 @@ def evaluate(
 ) -> dict[str, Any]:  # fmt: skip
     """Evaluate a trained classifier on ``data``; writes confusion matrix (CSV, PNG) and misclassified.csv."""
     clf = load_classifier(source, model_name)
-    ds, data_classes = _dataset(data, split)
+    ds, data_classes = _dataset(data, split, *_training_split(source))
     unknown = [c for c in data_classes if c not in clf.classes]
     if unknown:
         raise UserError(f"classes {unknown[:5]} in {data} are unknown to the model", f"the model knows {clf.classes[:10]}")
