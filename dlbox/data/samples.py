@@ -17,7 +17,7 @@ from dlbox.engine.fileio import atomic_write
 from dlbox.engine.progress import bar
 from dlbox.errors import UserError
 
-SHAPES = ("circle", "square", "triangle", "star", "cross")
+SHAPES = ("circle", "triangle", "cross", "star", "square")  # the first n are used; the most distinct first
 
 
 def _save_png(im: Image.Image, path: Path) -> None:
@@ -72,20 +72,24 @@ def draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: fl
         draw.polygon(_polygon(kind, cx, cy, r, angle), fill=color)
 
 
-def noisy_background(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, np.ndarray]:
-    base = rng.integers(0, 256, size=3)
-    noise = rng.normal(0, 18, size=(h, w, 3))
-    arr = np.clip(base[None, None, :] + noise, 0, 255).astype(np.uint8)
-    return Image.fromarray(arr, "RGB"), base
+# A fixed palette: every colour appears with every shape, so colour says nothing about the class and a
+# model must learn the shapes (random RGB colours let a small network memorise images by colour instead).
+PALETTE = [(220, 40, 40), (40, 170, 60), (40, 80, 220), (240, 200, 30), (160, 60, 200), (30, 190, 200),
+           (245, 245, 245), (25, 25, 25)]  # fmt: skip
 
 
-def contrasting_color(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int, int]:
-    """A random colour at least ~100 away from the background (so the shape is visible)."""
-    for _ in range(100):
-        c = rng.integers(0, 256, size=3)
-        if np.abs(c - background).sum() > 200:
-            return tuple(int(v) for v in c)
-    return tuple(int(255 - v) for v in background)
+def noisy_background(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, int]:
+    """A palette colour, dimmed or lightened at random, with per-pixel noise. Returns (image, palette index)."""
+    k = int(rng.integers(len(PALETTE)))
+    base = np.array(PALETTE[k], dtype=float) * rng.uniform(0.6, 1.0) + rng.uniform(0, 60)
+    arr = np.clip(base[None, None, :] + rng.normal(0, 12, size=(h, w, 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "RGB"), k
+
+
+def contrasting_color(rng: np.random.Generator, background: int) -> tuple[int, int, int]:
+    """A palette colour other than the background's."""
+    k = int(rng.integers(len(PALETTE) - 1))
+    return PALETTE[k if k < background else k + 1]
 
 
 def write_shapes(out: Path, seed: int = 0, n_per_class: int = 200, classes: int = 4) -> dict[str, Any]:
@@ -101,9 +105,9 @@ def write_shapes(out: Path, seed: int = 0, n_per_class: int = 200, classes: int 
             for kind in kinds:
                 size = int(rng.integers(32, 65))
                 im, bg = noisy_background(rng, size, size)
-                r = size * rng.uniform(0.26, 0.42)
-                cx, cy = rng.uniform(r, size - r, size=2)
-                draw_shape(ImageDraw.Draw(im), kind, cx, cy, r, rng.uniform(0, 2 * math.pi), contrasting_color(rng, bg))
+                r = size * rng.uniform(0.28, 0.4)
+                cx, cy = size / 2 + rng.uniform(-0.12, 0.12, size=2) * size  # near the centre, like a photo subject
+                draw_shape(ImageDraw.Draw(im), kind, cx, cy, r, rng.uniform(-0.45, 0.45), contrasting_color(rng, bg))
                 _save_png(im, out / kind / f"{i:04d}.png")
                 pbar.update(1)
     return {"name": "shapes", "out": str(out), "classes": sorted(kinds), "images": n_per_class * len(kinds),

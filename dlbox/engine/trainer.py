@@ -273,7 +273,9 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                 n_epoch += n
                 if pbar.disable is False:
                     rate = n_epoch * ctx.world_size / max(time.perf_counter() - t_epoch, 1e-9)
-                    pbar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{rate:.0f}", refresh=False)
+                    shown = {"loss": f"{float(loss):.4f}"}
+                    shown.update({k: f"{v / sums['count']:.3f}" for k, v in sums.items() if k not in ("count", "loss")})
+                    pbar.set_postfix(**shown, img_s=f"{rate:.0f}", refresh=False)
                     pbar.update(1)
                 if distributed.any_rank(stop.requested, ctx):
                     pbar.close()

@@ -31,7 +31,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_shapes_sample_is_seeded_and_has_the_classes(shapes, tmp_path):
     write_sample("shapes", tmp_path / "again", n_per_class=20)
     assert _files(shapes) == _files(tmp_path / "again")
-    assert sorted(p.name for p in shapes.iterdir()) == ["circle", "square", "star", "triangle"]
+    assert sorted(p.name for p in shapes.iterdir()) == ["circle", "cross", "star", "triangle"]
     write_sample("shapes", tmp_path / "other", n_per_class=20, seed=1)
     assert _files(shapes) != _files(tmp_path / "other")
 
@@ -52,7 +52,7 @@ def test_split_is_stratified_and_seeded(shapes):
 
 def test_build_writes_labels_manifests_and_summary(shapes, tmp_path):
     s = build_dataset(shapes, tmp_path / "ds", val_split=0.2, seed=0)
-    assert (tmp_path / "ds" / "labels.txt").read_text().split() == ["circle", "square", "star", "triangle"]
+    assert (tmp_path / "ds" / "labels.txt").read_text().split() == ["circle", "cross", "star", "triangle"]
     assert s["train"]["images"] == 64 and s["val"]["images"] == 16
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["classes"] == s["classes"]
     train, val, _ = load_image_splits(tmp_path / "ds")
@@ -76,7 +76,7 @@ def test_bad_files_are_skipped_listed_and_counted(shapes, tmp_path):
     shutil.copytree(shapes, root)
     (root / "circle" / "notes.txt").write_text("hello")
     (root / "circle" / "fake.jpg").write_text("not an image")
-    (root / "square" / "empty.png").write_bytes(b"")
+    (root / "cross" / "empty.png").write_bytes(b"")
     good = (root / "star" / "0000.png").read_bytes()
     (root / "star" / "cut.png").write_bytes(good[: len(good) // 3])
     s = build_dataset(root, tmp_path / "out")
@@ -107,7 +107,7 @@ def test_transforms_give_normalised_tensors_of_the_size(shapes):
     ("make", "fragment"),
     [
         (lambda root: (root / "a").mkdir(), "'a'"),  # an empty class folder among good ones
-        (lambda root: shutil.rmtree(root / "square"), None),
+        (lambda root: shutil.rmtree(root / "cross"), None),
     ],
     ids=["empty-class-folder", "fewer-classes-is-fine"],
 )

@@ -126,8 +126,10 @@ def read_state_dict(spec: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     """Weights from a dlbox checkpoint/run, a torchvision state dict (.pth/.pt), safetensors, or hub:NAME.
     Returns (state_dict, metadata); metadata holds classes and model name when the file is dlbox's."""
     if spec.startswith("hub:"):
-        from dlbox.hub import resolve_weights
-
+        try:
+            from dlbox.hub import resolve_weights
+        except ImportError:
+            raise UserError(f"{spec}: this dlbox has no model hub", "pass a weights file instead") from None
         path = resolve_weights(spec)
     else:
         path = Path(spec)
