@@ -23,7 +23,6 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlbox.data.samples import write_sample  # noqa: E402
-
 from dlbox.engine.metrics import read_jsonl  # noqa: E402
 from dlbox.tasks.classify.train import ClassifyConfig, ClassifyTask, train  # noqa: E402
 

@@ -30,7 +30,7 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> Result:
+def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 1200) -> Result:
     proc = subprocess.run(
         [sys.executable, "-m", "dlbox", *map(str, args)],
         cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout,
