@@ -31,7 +31,7 @@ def cmd_env_test(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from dlbox.env.integrity import IntegrityConfig
+    from dlbox.env.config import IntegrityConfig
 
     env = command(sub, "env", "environment doctor: software, CPU, GPU, CUDA compatibility, with a verdict",
                   "dlbox env --json")  # fmt: skip

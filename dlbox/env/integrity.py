@@ -15,29 +15,21 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from dlbox.config import opt
 from dlbox.engine import distributed
-from dlbox.engine.config import EngineConfig
 from dlbox.engine.trainer import fit
+from dlbox.env.config import IntegrityConfig  # noqa: F401  (re-exported)
 from dlbox.env.lenet import LeNet5
 
 FRAMEWORKS = ("torch", "keras", "tensorflow")
 INSTALL_HINT = {"keras": "pip install keras", "tensorflow": "pip install tensorflow"}
 
 
-@dataclass
-class IntegrityConfig(EngineConfig):
-    framework: Literal["all", "torch", "keras", "tensorflow"] = opt("all", "which frameworks to test")
-    data: str | None = opt(None, "a folder with MNIST IDX files (default: scikit-learn's bundled digits)")
-    lr: float = opt(2e-3, "Adam learning rate (cosine decay to 0)")
-    epochs: int = opt(15, "epochs")
-    batch_size: int = opt(32, "batch size per process")
 
 
 def load_data(data: str | None):

@@ -75,7 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from dlbox.tasks.classify.train import ClassifyConfig
+    from dlbox.tasks.classify.config import ClassifyConfig
 
     group = command(sub, "classify", "image classification: train or fine-tune, evaluate, predict, export",
                     "dlbox classify train --data data/digits --model googlenet --img-size 32")  # fmt: skip

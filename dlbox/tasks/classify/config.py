@@ -1,0 +1,45 @@
+"""The options of `dlbox classify train` (kept free of torch so the CLI can register them without importing it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dlbox.config import opt
+from dlbox.engine.config import EngineConfig
+from dlbox.errors import UserError
+
+
+@dataclass
+class ClassifyConfig(EngineConfig):
+    data: str | None = opt(None, "class folders (flat or train/ + val/), a built dataset or its shards")
+    model: str = opt("resnet18", "any torchvision classification model (see `dlbox classify models`)")
+    weights: str = opt("none", "PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none (from scratch)")
+    fine_tune: bool = opt(False, "re-initialise the classifier (and auxiliary) heads for the new classes")
+    freeze_backbone: bool = opt(False, "train only the heads (frozen BatchNorm statistics stay frozen)")
+    unfreeze_after: int | None = opt(None, "with --freeze-backbone: unfreeze after this many epochs")
+    img_size: int | None = opt(None, "input size (default: the weights' size, else 224)")
+    augment: Literal["none", "light", "standard"] = opt("light", "augmentation preset")
+    val_split: float = opt(0.1, "validation fraction when the data has no val split")
+    optimizer: Literal["adamw", "sgd"] = opt("adamw", "optimiser")
+    lr: float = opt(1e-3, "learning rate of the heads")
+    backbone_lr_mult: float = opt(0.1, "backbone lr = lr x this, when starting from weights")
+    weight_decay: float = opt(0.01, "weight decay")
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
+    label_smoothing: float = opt(0.0, "label smoothing")
+    ema: float | None = opt(None, "keep an exponential moving average of the weights with this decay (e.g. 0.999)")
+    bn_momentum: float | None = opt(None, "BatchNorm momentum (PyTorch convention; TF decay 0.999 = 0.001)")
+    recalibrate_bn: bool = opt(False, "recompute BatchNorm statistics over the training data before evaluation")
+    epochs: int = opt(10, "epochs")
+    batch_size: int = opt(32, "batch size per process")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data and not self.resume:
+            raise UserError("--data is required", "pass class folders or a built dataset, e.g. --data data/digits")
+        if not 0 <= self.val_split < 1:
+            raise UserError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if self.unfreeze_after is not None and not self.freeze_backbone:
+            raise UserError("--unfreeze-after needs --freeze-backbone")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise UserError(f"--ema must be in (0, 1), got {self.ema}", "e.g. --ema 0.999")
