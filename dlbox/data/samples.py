@@ -1,27 +1,53 @@
 """Embedded sample data, offline: scikit-learn's digits as class folders, and generated shapes.
 
 `dlbox data sample digits|shapes|shapes-det --out DIR`. Everything is seeded: the same seed gives the same
-files, byte for byte.
+files, byte for byte. digits and shapes are written into a temporary sibling folder that replaces ``out``
+in one rename when complete, so an interrupted run leaves no half-written sample behind and writing again
+(a smaller ``n_per_class``, fewer classes) leaves no stale files. A folder that is not empty and was not
+written by this module is never replaced.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dlbox.engine.fileio import atomic_write
 from dlbox.engine.progress import bar
 from dlbox.errors import UserError
 
 SHAPES = ("circle", "triangle", "cross", "star", "square")  # the first n are used; the most distinct first
+MARKER = ".dlbox-sample.json"  # hidden, so class-folder scanning ignores it
 
 
-def _save_png(im: Image.Image, path: Path) -> None:
-    atomic_write(path, lambda tmp: im.save(tmp, format="PNG"))
+def _into_folder(out: Path, name: str, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``write(tmp_dir)`` and move the result to ``out`` in one rename (see the module docstring)."""
+    if out.exists() and not (out / MARKER).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{str(out)!r} already exists and is not a dlbox sample folder",
+                        "choose another --out, or remove it first")  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        result = write(tmp)
+        (tmp / MARKER).write_text(json.dumps({"sample": name, **{k: v for k, v in result.items() if k != "out"}}) + "\n")
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.rename(old / "x")
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {**result, "out": str(out)}
 
 
 def write_digits(out: Path, seed: int = 0, size: int = 32) -> dict[str, Any]:
@@ -31,16 +57,23 @@ def write_digits(out: Path, seed: int = 0, size: int = 32) -> dict[str, Any]:
     """
     from sklearn.datasets import load_digits
 
-    d = load_digits()
-    counts: dict[str, int] = {}
-    with bar(len(d.target), "digits", unit="img") as pbar:
-        for i, (img, label) in enumerate(zip(d.images, d.target, strict=True)):
-            gray = (255 - img * (255 / 16)).clip(0, 255).astype(np.uint8)  # (8, 8), ink dark
-            im = Image.fromarray(gray, "L").resize((size, size), Image.BILINEAR).convert("RGB")
-            _save_png(im, out / str(label) / f"{i:04d}.png")
-            counts[str(label)] = counts.get(str(label), 0) + 1
-            pbar.update(1)
-    return {"name": "digits", "out": str(out), "classes": sorted(counts), "images": sum(counts.values()), "per_class": counts}
+    if not 8 <= size <= 512:
+        raise UserError(f"digits: size must be 8 to 512 px, got {size}")
+
+    def write(tmp: Path) -> dict[str, Any]:
+        d = load_digits()
+        counts: dict[str, int] = {}
+        with bar(len(d.target), "digits", unit="img") as pbar:
+            for i, (img, label) in enumerate(zip(d.images, d.target, strict=True)):
+                gray = (255 - img * (255 / 16)).clip(0, 255).astype(np.uint8)  # (8, 8), ink dark
+                im = Image.fromarray(gray, "L").resize((size, size), Image.BILINEAR).convert("RGB")
+                (tmp / str(label)).mkdir(exist_ok=True)
+                im.save(tmp / str(label) / f"{i:04d}.png", format="PNG")
+                counts[str(label)] = counts.get(str(label), 0) + 1
+                pbar.update(1)
+        return {"name": "digits", "classes": sorted(counts), "images": sum(counts.values()), "per_class": counts}
+
+    return _into_folder(out, "digits", write)
 
 
 def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
@@ -99,35 +132,54 @@ def write_shapes(out: Path, seed: int = 0, n_per_class: int = 200, classes: int 
     if n_per_class < 1:
         raise UserError(f"shapes: --n-per-class must be at least 1, got {n_per_class}")
     kinds = SHAPES[:classes]
-    rng = np.random.default_rng(seed)
-    with bar(n_per_class * len(kinds), "shapes", unit="img") as pbar:
-        for i in range(n_per_class):
-            for kind in kinds:
-                size = int(rng.integers(32, 65))
-                im, bg = noisy_background(rng, size, size)
-                r = size * rng.uniform(0.28, 0.4)
-                cx, cy = size / 2 + rng.uniform(-0.12, 0.12, size=2) * size  # near the centre, like a photo subject
-                draw_shape(ImageDraw.Draw(im), kind, cx, cy, r, rng.uniform(-0.45, 0.45), contrasting_color(rng, bg))
-                _save_png(im, out / kind / f"{i:04d}.png")
-                pbar.update(1)
-    return {"name": "shapes", "out": str(out), "classes": sorted(kinds), "images": n_per_class * len(kinds),
-            "per_class": {k: n_per_class for k in sorted(kinds)}}  # fmt: skip
+
+    def write(tmp: Path) -> dict[str, Any]:
+        rng = np.random.default_rng(seed)
+        for kind in kinds:
+            (tmp / kind).mkdir()
+        with bar(n_per_class * len(kinds), "shapes", unit="img") as pbar:
+            for i in range(n_per_class):
+                for kind in kinds:
+                    size = int(rng.integers(32, 65))
+                    im, bg = noisy_background(rng, size, size)
+                    r = size * rng.uniform(0.28, 0.4)
+                    cx, cy = size / 2 + rng.uniform(-0.12, 0.12, size=2) * size  # near the centre, like a photo subject
+                    draw_shape(ImageDraw.Draw(im), kind, cx, cy, r, rng.uniform(-0.45, 0.45), contrasting_color(rng, bg))
+                    im.save(tmp / kind / f"{i:04d}.png", format="PNG")
+                    pbar.update(1)
+        return {"name": "shapes", "classes": sorted(kinds), "images": n_per_class * len(kinds),
+                "per_class": {k: n_per_class for k in sorted(kinds)}, "seed": seed}  # fmt: skip
+
+    return _into_folder(out, "shapes", write)
 
 
 def _shapes_det(out: Path, seed: int = 0, **kw) -> dict[str, Any]:
     try:
         from dlbox.data.shapes_det import write_shapes_det
     except ImportError:
-        raise UserError("the shapes-det sample is not available in this version", "update dlbox") from None
+        raise UserError("the shapes-det sample is not available yet", "use digits or shapes") from None
     return write_shapes_det(out, seed=seed, **kw)
 
 
-SAMPLES = {"digits": write_digits, "shapes": write_shapes, "shapes-det": _shapes_det}
+SAMPLES: dict[str, Callable[..., dict[str, Any]]] = {"digits": write_digits, "shapes": write_shapes, "shapes-det": _shapes_det}
+# Options each sample takes (None: the detection helper's writer checks its own).
+OPTIONS: dict[str, set[str] | None] = {"digits": {"size"}, "shapes": {"n_per_class", "classes"}, "shapes-det": None}
 
 
 def write_sample(name: str, out: str | Path, seed: int = 0, **kw) -> dict[str, Any]:
-    if name not in SAMPLES:
-        from dlbox.errors import close_matches
+    """Write sample ``name`` to ``out``; returns a summary (out, classes, images, per_class, ...).
 
+    Options: digits ``size`` (px, default 32); shapes ``n_per_class`` (default 200), ``classes`` (3-5,
+    default 4); shapes-det: see ``dlbox.data.shapes_det.write_shapes_det``.
+    """
+    from dlbox.errors import close_matches
+
+    if name not in SAMPLES:
         raise UserError(f"unknown sample {name!r}", close_matches(name, SAMPLES) or f"one of {', '.join(SAMPLES)}")
+    kw = {k: v for k, v in kw.items() if v is not None}
+    allowed = OPTIONS[name]
+    extra = sorted(set(kw) - allowed) if allowed is not None else []
+    if extra:
+        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+        raise UserError(f"sample {name!r} takes no {flags}", f"its options: {', '.join('--' + k.replace('_', '-') for k in sorted(allowed or [])) or 'none'}")
     return SAMPLES[name](Path(out), seed=seed, **kw)

@@ -1,20 +1,20 @@
-"""Class folders, built datasets and shards: splits, skips, duplicates, samples, transforms, bad input."""
+"""Training datasets from class folders, split layouts, built datasets and shards; read errors at train time."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
 from dlbox.data.build import build_dataset
-from dlbox.data.images import load_image_splits
+from dlbox.data.images import ImageDataset, load_image_splits
 from dlbox.data.samples import write_sample
-from dlbox.data.transforms import build_transforms
-from tests.conftest import assert_user_error
+from dlbox.errors import UserError
+from tests.data.helpers import copy_tree
 
 
 @pytest.fixture(scope="module")
@@ -24,119 +24,164 @@ def shapes(tmp_path_factory) -> Path:
     return out
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.png"))}
+@pytest.fixture(scope="module")
+def built(shapes, tmp_path_factory) -> tuple[Path, Path]:
+    """The same split, as manifests only and with shards of 7 images."""
+    root = tmp_path_factory.mktemp("b")
+    build_dataset(shapes, root / "plain", val_split=0.25)
+    build_dataset(shapes, root / "sharded", val_split=0.25, shards=True, shard_size=7)
+    return root / "plain", root / "sharded"
 
 
-def test_shapes_sample_is_seeded_and_has_the_classes(shapes, tmp_path):
-    write_sample("shapes", tmp_path / "again", n_per_class=20)
-    assert _files(shapes) == _files(tmp_path / "again")
-    assert sorted(p.name for p in shapes.iterdir()) == ["circle", "cross", "star", "triangle"]
-    write_sample("shapes", tmp_path / "other", n_per_class=20, seed=1)
-    assert _files(shapes) != _files(tmp_path / "other")
-
-
-def test_digits_sample_is_scikit_learns_1797_scans(tmp_path):
-    r = write_sample("digits", tmp_path / "d")
-    assert r["images"] == 1797 and r["classes"] == [str(i) for i in range(10)]
-    assert len(list((tmp_path / "d" / "0").iterdir())) == 178
-
-
-def test_split_is_stratified_and_seeded(shapes):
+def test_flat_class_folders_are_split_stratified_and_seeded(shapes):
     train, val, classes = load_image_splits(shapes, val_split=0.25, seed=3)
-    assert Counter(y for _, y in val.samples) == {i: 5 for i in range(4)}
-    again = load_image_splits(shapes, val_split=0.25, seed=3)[1]
-    assert again.samples == val.samples
+    assert classes == ["circle", "cross", "star", "triangle"]
+    assert Counter(y for _, y in val.samples) == dict.fromkeys(range(4), 5)
+    assert load_image_splits(shapes, val_split=0.25, seed=3)[1].samples == val.samples
+    assert load_image_splits(shapes, val_split=0.25, seed=4)[1].samples != val.samples
     assert not {s for s, _ in train.samples} & {s for s, _ in val.samples}
 
 
-def test_build_writes_labels_manifests_and_summary(shapes, tmp_path):
-    s = build_dataset(shapes, tmp_path / "ds", val_split=0.2, seed=0)
-    assert (tmp_path / "ds" / "labels.txt").read_text().split() == ["circle", "cross", "star", "triangle"]
-    assert s["train"]["images"] == 64 and s["val"]["images"] == 16
-    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["classes"] == s["classes"]
+def test_items_are_rgb_images_with_their_label_until_a_transform_is_set(shapes):
+    train, _, classes = load_image_splits(shapes)
+    im, label = train[0]
+    assert im.mode == "RGB" and classes[label] == Path(train.samples[0][0]).parent.name
+    train.transform = lambda im: im.size
+    assert train[0][0] == im.size
+
+
+def test_a_train_and_val_layout_is_used_as_it_is(shapes, tmp_path):
+    copy_tree(shapes, tmp_path / "d" / "train")
+    for c in ("circle", "star"):  # val/ may lack a class: labels follow train/
+        (tmp_path / "d" / "val" / c).mkdir(parents=True)
+        shutil.copy(shapes / c / "0001.png", tmp_path / "d" / "val" / c / "v.png")
+    train, val, classes = load_image_splits(tmp_path / "d", val_split=0.25)
+    assert len(train) == 80 and classes == ["circle", "cross", "star", "triangle"]
+    assert sorted(y for _, y in val.samples) == [0, 2]
+
+
+def test_a_train_only_layout_is_split_like_flat_folders(shapes, tmp_path):
+    copy_tree(shapes, tmp_path / "d" / "train")
+    train, val, _ = load_image_splits(tmp_path / "d", val_split=0.25)
+    assert len(train) == 60 and len(val) == 20
+
+
+def test_a_class_named_train_among_others_is_just_a_class(shapes, tmp_path):
+    root = copy_tree(shapes, tmp_path / "d")
+    (root / "circle").rename(root / "train")
+    _, _, classes = load_image_splits(root)
+    assert classes == ["cross", "star", "train", "triangle"]
+
+
+def test_a_built_dataset_gives_its_own_split(shapes, built):
+    plain, _ = built
+    train, val, classes = load_image_splits(plain, val_split=0.5, seed=9)  # a built split wins over val_split
+    ref_train, ref_val, _ = load_image_splits(shapes, val_split=0.25, seed=0)
+    assert [Path(s).resolve() for s, _ in val.samples] == [Path(s).resolve() for s, _ in ref_val.samples]
+    assert len(train) == len(ref_train) == 60
+
+
+def test_val_split_zero_puts_every_image_in_train(built):
+    for root in built:
+        train, val, _ = load_image_splits(root, val_split=0)
+        assert len(train) == 80 and val is None
+
+
+def test_shards_are_a_map_style_dataset_equal_to_the_manifests(built):
+    plain, sharded = built
+    a_train, a_val, _ = load_image_splits(plain)
+    b_train, b_val, classes = load_image_splits(sharded)
+    assert isinstance(b_train.samples[0][0], tuple) and (len(b_train), len(b_val)) == (60, 20)
+    for a, b in ((a_train, b_train), (a_val, b_val)):
+        for i in reversed(range(len(a))):  # random access, back to front
+            (ia, ya), (ib, yb) = a[i], b[i]
+            assert ya == yb and ia.tobytes() == ib.tobytes()
+
+
+def test_a_distributed_sampler_over_shards_covers_every_image_once(built):
+    _, sharded = built
+    train, _, _ = load_image_splits(sharded)
+    train.transform = lambda im: torch.tensor(im.size)
+    seen = []
+    for rank in (0, 1):
+        sampler = DistributedSampler(train, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        for _, y in DataLoader(train, batch_size=8, sampler=sampler):
+            seen += y.tolist()
+    assert Counter(seen) == Counter(y for _, y in train.samples)
+
+
+def test_images_missing_after_the_build_are_reported_and_left_out(shapes, tmp_path, capsys):
+    src = copy_tree(shapes, tmp_path / "src")
+    build_dataset(src, tmp_path / "ds", val_split=0.25)
+    gone = sorted((src / "star").iterdir())[:2]
+    for f in gone:
+        f.unlink()
     train, val, _ = load_image_splits(tmp_path / "ds")
-    assert len(train) == 64 and len(val) == 16
+    assert len(train) + len(val) == 78
+    err = capsys.readouterr().err
+    assert "skipped 2 file(s)" in err and all(f.name in err for f in gone)
 
 
-def test_shards_hold_the_same_images_and_labels_as_the_manifests(shapes, tmp_path):
-    build_dataset(shapes, tmp_path / "plain", val_split=0.2)
-    s = build_dataset(shapes, tmp_path / "sharded", val_split=0.2, shards=True, shard_size=10)
-    assert len(s["shards"]["train"]) == 7  # 64 images, 10 a shard
-    plain, _, _ = load_image_splits(tmp_path / "plain")
-    sharded, _, _ = load_image_splits(tmp_path / "sharded")
-    assert len(plain) == len(sharded)
-    for i in (0, 17, 63):  # map-style random access into the tars
-        a, b = plain[i], sharded[i]
-        assert a[1] == b[1] and a[0].tobytes() == b[0].tobytes()
+def test_a_dataset_whose_sources_all_moved_is_an_error(shapes, tmp_path):
+    src = copy_tree(shapes, tmp_path / "src")
+    build_dataset(src, tmp_path / "ds", val_split=0.25)
+    src.rename(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="none of the 60 images"):
+        load_image_splits(tmp_path / "ds")
 
 
-def test_bad_files_are_skipped_listed_and_counted(shapes, tmp_path):
-    root = tmp_path / "bad"
-    shutil.copytree(shapes, root)
-    (root / "circle" / "notes.txt").write_text("hello")
-    (root / "circle" / "fake.jpg").write_text("not an image")
-    (root / "cross" / "empty.png").write_bytes(b"")
-    good = (root / "star" / "0000.png").read_bytes()
-    (root / "star" / "cut.png").write_bytes(good[: len(good) // 3])
-    s = build_dataset(root, tmp_path / "out")
-    reasons = {Path(x["file"]).name: x["reason"] for x in s["skipped"]}
-    assert s["skipped_count"] == 4 and set(reasons) == {"notes.txt", "fake.jpg", "empty.png", "cut.png"}
-    assert "not an image" in reasons["fake.jpg"] and "empty" in reasons["empty.png"]
-    assert s["train"]["images"] + s["val"]["images"] == 80
+def test_sharded_datasets_do_not_need_the_source_images(shapes, tmp_path):
+    src = copy_tree(shapes, tmp_path / "src")
+    build_dataset(src, tmp_path / "ds", val_split=0.25, shards=True)
+    shutil.rmtree(src)
+    train, val, _ = load_image_splits(tmp_path / "ds")
+    assert len(train) == 60 and train[59][0].mode == "RGB"
 
 
-def test_duplicates_across_train_and_val_are_reported(shapes, tmp_path):
-    root = tmp_path / "dup"
-    shutil.copytree(shapes, root)
-    for i in range(20):
-        shutil.copy(root / "circle" / "0000.png", root / "circle" / f"copy{i}.png")
-    s = build_dataset(root, tmp_path / "out", val_split=0.2)
-    assert s["duplicates"] and all(Path(d["val"]).parent.name == "circle" for d in s["duplicates"])
+def test_a_missing_shard_is_an_error_naming_it(built, tmp_path):
+    _, sharded = built
+    copy = tmp_path / "copy"
+    shutil.copytree(sharded, copy)
+    (copy / "shards" / "train-000002.tar").unlink()
+    with pytest.raises(UserError, match="train-000002.tar is missing"):
+        load_image_splits(copy)
 
 
-def test_transforms_give_normalised_tensors_of_the_size(shapes):
-    train, _, _ = load_image_splits(shapes, val_split=0.1)
-    for preset in ("none", "light", "standard"):
-        for is_train in (True, False):
-            x = build_transforms(preset, 40, train=is_train)(train.read(0))
-            assert x.shape == (3, 40, 40) and x.dtype == torch.float32
+def test_an_image_broken_after_the_scan_is_logged_once_and_replaced_by_the_next(shapes, tmp_path, capsys):
+    root = copy_tree(shapes, tmp_path / "d")
+    train, _, _ = load_image_splits(root, val_split=0)
+    Path(train.samples[5][0]).write_bytes(b"broken")
+    expected = train.read(6).tobytes(), train.samples[6][1]
+    for _ in range(2):
+        im, y = train[5]
+        assert (im.tobytes(), y) == expected
+    err = capsys.readouterr().err
+    assert err.count("cannot read image") == 1 and train.samples[5][0] in err
 
 
-@pytest.mark.parametrize(
-    ("make", "fragment"),
-    [
-        (lambda root: (root / "a").mkdir(), "'a'"),  # an empty class folder among good ones
-        (lambda root: shutil.rmtree(root / "cross"), None),
-    ],
-    ids=["empty-class-folder", "fewer-classes-is-fine"],
-)
-def test_class_folder_problems(shapes, tmp_path, cli, make, fragment):
-    root = tmp_path / "c"
-    shutil.copytree(shapes, root)
-    make(root)
-    res = cli("data", "build", root, "--out", tmp_path / "o", "--json")
-    if fragment is None:
-        assert res.returncode == 0, res.stderr
-    else:
-        assert_user_error(res, fragment)
+def test_a_strict_dataset_raises_naming_the_broken_file(shapes, tmp_path):
+    root = copy_tree(shapes, tmp_path / "d")
+    train, _, _ = load_image_splits(root, val_split=0)
+    Path(train.samples[0][0]).write_bytes(b"broken")
+    train.strict = True
+    with pytest.raises(UserError, match=f"cannot read image {train.samples[0][0]}"):
+        train[0]
 
 
-def test_single_class_is_refused(shapes, tmp_path, cli):
-    shutil.copytree(shapes / "circle", tmp_path / "one" / "circle")
-    assert_user_error(cli("data", "build", tmp_path / "one", "--out", tmp_path / "o"), "at least 2 classes")
+def test_many_broken_images_stop_the_run(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"broken")
+    ds = ImageDataset([(str(tmp_path / "x.png"), 0)] * 5 + [(str(tmp_path / "missing.png"), 0)] * 20, ["a"])
+    with pytest.raises(UserError, match="images are unreadable"):
+        for i in range(len(ds)):
+            ds[i]
 
 
-def test_wrong_path_is_refused(tmp_path, cli):
-    assert_user_error(cli("data", "build", tmp_path / "nope", "--out", tmp_path / "o"), "does not exist")
+@pytest.mark.parametrize("spec", ["s3://bucket/photos", "hub:flowers", "https://example.com/x.tar"])
+def test_remote_data_is_not_supported_yet(spec):
+    with pytest.raises(UserError, match="not supported yet"):
+        load_image_splits(spec)
 
 
-def test_sample_command_writes_and_reports_json(tmp_path, cli):
-    res = cli("data", "sample", "shapes", "--out", tmp_path / "s", "--n-per-class", "3", "--json")
-    assert res.returncode == 0, res.stderr
-    assert res.json()["images"] == 12
-
-
-def test_unknown_sample_is_refused(tmp_path, cli):
-    res = cli("data", "sample", "shapez", "--out", tmp_path)
-    assert res.returncode == 2 and "shapez" in res.stderr
+def test_a_wrong_data_path_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_image_splits(tmp_path / "nope")
