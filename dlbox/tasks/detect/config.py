@@ -1,0 +1,68 @@
+"""`dlbox detect train` options and the detector names (no torch import: the CLI builds its parser from this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dlbox.config import opt
+from dlbox.engine.config import EngineConfig
+from dlbox.errors import UserError, close_matches
+
+DEFAULT_MODEL = "tinydet"
+TORCHVISION = (
+    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+)  # fmt: skip
+MODELS = (DEFAULT_MODEL, *TORCHVISION)
+# Input size each model is trained at by default (the letterbox side).
+DEFAULT_SIZE = {"tinydet": 320, "ssdlite320_mobilenet_v3_large": 320, "fasterrcnn_mobilenet_v3_large_320_fpn": 320}
+
+
+def check_name(name: str) -> None:
+    if name not in MODELS:
+        raise UserError(f"unknown detector {name!r}", close_matches(name, MODELS) or "run `dlbox detect models` for the list")
+
+
+def default_size(name: str) -> int:
+    return DEFAULT_SIZE.get(name, 512)
+
+
+@dataclass
+class DetectConfig(EngineConfig):
+    data: str | None = opt(None, "a COCO directory: annotations/train.json (+ val.json), images/ (see docs/detect.md)")
+    model: str = opt(DEFAULT_MODEL, "detector (see `dlbox detect models`)")
+    weights: str = opt("none", "whole-detector weights: PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none")
+    weights_backbone: str | None = opt(None, "ImageNet classifier weights for the backbone only: PATH or hub:NAME")
+    fine_tune: bool = opt(False, "replace the box predictor for the data's classes (weights of other classes)")
+    img_size: int | None = opt(None, "letterbox side in pixels, a multiple of 32 (default: 320 for tinydet and the 320 models, else 512)")
+    augment: Literal["none", "flip"] = opt("flip", "training augmentation (flip: random horizontal flips)")
+    val_split: float = opt(0.1, "validation fraction of the training images when the data has no val split")
+    max_images: int | None = opt(None, "train on the first N training images only (quick trials)")
+    roi_batch: int | None = opt(None, "fasterrcnn_*: regions sampled per image for the box head in training "
+                                      "(torchvision: 512; 64-128 is much faster on CPU)")
+    optimizer: Literal["auto", "adamw", "sgd"] = opt("auto", "auto: AdamW for tinydet, SGD (momentum 0.9) for torchvision models")
+    lr: float | None = opt(None, "learning rate (default: 3e-3 AdamW, 0.01 SGD)")
+    weight_decay: float | None = opt(None, "weight decay (default: 0.05 AdamW, 1e-4 SGD), not on norms and biases")
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
+    best: Literal["AP", "AP50"] = opt("AP50", "validation metric that picks best.pt")
+    tb_images: int = opt(4, "validation images with predicted boxes written to TensorBoard at the end (0: none)")
+    epochs: int = opt(30, "epochs")
+    batch_size: int = opt(16, "batch size per process")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data and not self.resume:
+            raise UserError("--data is required", "pass a COCO directory, e.g. `dlbox data sample shapes-det --out data/shapes-det`")
+        check_name(self.model)
+        if self.img_size is not None and (self.img_size < 32 or self.img_size % 32):
+            raise UserError(f"--img-size must be a multiple of 32 (at least 32), got {self.img_size}", "e.g. --img-size 320")
+        if not 0 <= self.val_split < 1:
+            raise UserError(f"--val-split must be in [0, 1), got {self.val_split}")
+        if self.max_images is not None and self.max_images < 1:
+            raise UserError(f"--max-images must be at least 1, got {self.max_images}")
+
+    @property
+    def size(self) -> int:
+        return self.img_size or default_size(self.model)
