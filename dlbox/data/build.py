@@ -117,9 +117,13 @@ def build_dataset(train_dir: str | Path, out: str | Path, val_dir: str | Path | 
     holds: classes, images per split and class, skipped files with reasons and their count, val files
     duplicating a train file, and the shard files.
     """
+    from dlbox.data.remote import resolve_data
+
     out = Path(out)
     if not 0 <= val_split < 1:
         raise UserError(f"--val-split must be in [0, 1), got {val_split}")
+    train_dir = resolve_data(train_dir)  # s3://bucket/prefix: synced into the local cache first
+    val_dir = resolve_data(val_dir) if val_dir is not None else None
     if shard_size < 1:
         raise UserError(f"--shard-size must be at least 1, got {shard_size}")
     _check_out(out, *(Path(d) for d in (train_dir, val_dir) if d is not None and Path(d).is_dir()))

@@ -51,7 +51,7 @@ def register(sub) -> None:
                 "Every file is verified: unreadable and non-image files are listed and skipped with a count;\n"
                 "val files that are byte-for-byte copies of train files are reported.")  # fmt: skip
     add_json(p)
-    p.add_argument("train_dir", metavar="TRAIN_DIR", help="one folder per class (jpg, jpeg, png, bmp, webp)")
+    p.add_argument("train_dir", metavar="TRAIN_DIR", help="one folder per class (jpg, jpeg, png, bmp, webp), or s3://BUCKET/PREFIX")
     p.add_argument("--out", required=True, metavar="DIR", help="the dataset directory to write")
     p.add_argument("--val-dir", metavar="DIR", help="class folders of a separate validation set")
     p.add_argument("--val-split", type=float, metavar="X", help="validation fraction of each class, stratified (default: 0.1)")

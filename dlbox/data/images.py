@@ -227,14 +227,16 @@ def load_image_splits(data: str | Path, val_split: float = 0.1, seed: int = 0):
     - a split layout, ``data/train/<class>/...`` and optionally ``data/val/<class>/...``;
     - flat class folders, ``data/<class>/...``.
 
+    ``s3://bucket/prefix`` (any of the above, in object storage) is synced into a local cache first and read
+    from there (:mod:`dlbox.data.remote`).
+
     Where the data has no validation split, ``val_split`` of the training images (stratified, seeded) become
     it. ``val_split=0`` puts every image, validation included, into ``train`` (to evaluate on a whole set).
     Skipped files are reported on stderr.
     """
-    spec = str(data)
-    if "://" in spec or spec.startswith("hub:"):
-        raise UserError(f"remote data {spec!r} is not supported yet", "download it first and pass the local folder")
-    root = Path(spec)
+    from dlbox.data.remote import resolve_data
+
+    root = resolve_data(data)
     if (root / "dataset.json").is_file():
         train, val, classes = load_built(root)
         if val_split <= 0:

@@ -6,7 +6,9 @@ local -> s3 skips it when the local file is not newer than the object, or when i
 locally: the md5, or the multipart md5 of our part size) equals the object's; s3 -> local sets each
 downloaded file's mtime to the object's LastModified, and skips a file whose mtime still equals it (or
 whose content has the same ETag); s3 -> s3 compares ETags; local -> local compares mtimes, then content.
-Nothing is deleted in the destination. Writes into a local tree go through a temporary file and a rename.
+Nothing is deleted in the destination, except with ``delete=True`` (a local destination only; the data
+layer's cache of ``--data s3://...`` uses it so the copy mirrors the remote tree). Writes into a local tree go
+through a temporary file and a rename.
 """
 
 from __future__ import annotations
@@ -63,16 +65,39 @@ def _transfer(src, dst, o: Obj, progress) -> None:
         dst.copy_from(src, o.key, progress)
 
 
-def sync(src: str, dst: str, dry_run: bool = False, settings: HubSettings | None = None) -> dict[str, Any]:
-    """Copy the tree ``src`` to ``dst`` (local dir or s3://bucket/prefix, either way); returns a summary."""
+def _delete_local(store: LocalStore, key: str) -> None:
+    """Remove a destination file, then the folders it leaves empty (an empty class folder is an error later)."""
+    path = store.path(key)
+    path.unlink(missing_ok=True)
+    parent = path.parent
+    while parent != store.root and parent.is_relative_to(store.root):
+        try:
+            parent.rmdir()
+        except OSError:  # not empty
+            break
+        parent = parent.parent
+
+
+def sync(src: str, dst: str, dry_run: bool = False, settings: HubSettings | None = None,
+         delete: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Copy the tree ``src`` to ``dst`` (local dir or s3://bucket/prefix, either way); returns a summary.
+
+    ``delete=True`` (a local ``dst`` only) also removes the destination files that ``src`` lacks, first, so
+    ``dst`` ends up a mirror of ``src``."""
     settings = settings or hub_settings.load()
     _check_online(settings, src, dst)
     t0 = time.perf_counter()
     s, d = open_store(src, settings), open_store(dst, settings)
+    if delete and not isinstance(d, LocalStore):
+        raise ValueError("sync(delete=True) needs a local destination")
     if isinstance(s, LocalStore) and not s.root.is_dir():
         raise UserError(f"{str(s.root)!r} is not a directory", "sync copies a directory tree: check SRC")
     src_objs = s.list()
     dst_objs = d.list()
+    extra = sorted(set(dst_objs) - set(src_objs)) if delete else []
+    if extra and not dry_run:
+        for key in extra:  # before copying: a stale file may sit where a new folder goes, or the other way
+            _delete_local(d, key)
     plan, skipped = [], 0
     for key in sorted(src_objs):
         copy, _why = _needs_copy(s, d, src_objs[key], dst_objs.get(key))
@@ -92,7 +117,8 @@ def sync(src: str, dst: str, dry_run: bool = False, settings: HubSettings | None
     return {
         "src": redact(str(s)), "dst": redact(str(d)), "dry_run": dry_run,
         "copied": [o.key for o in plan], "copied_files": len(plan), "copied_bytes": total,
-        "unchanged_files": skipped, "skipped_links": getattr(s, "skipped_links", []),
+        "unchanged_files": skipped, "deleted": extra, "deleted_files": len(extra),
+        "skipped_links": getattr(s, "skipped_links", []),
         "seconds": round(time.perf_counter() - t0, 3),
     }  # fmt: skip
 
@@ -101,6 +127,8 @@ def render_sync(r: dict[str, Any]) -> str:
     verb = "would copy" if r["dry_run"] else "copied"
     lines = [f"{r['src']} -> {r['dst']}: {verb} {r['copied_files']} file(s) ({_size(r['copied_bytes'])}), "
              f"{r['unchanged_files']} unchanged, in {r['seconds']:.1f} s"]  # fmt: skip
+    if r.get("deleted_files"):
+        lines.append(f"  {'would delete' if r['dry_run'] else 'deleted'} {r['deleted_files']} file(s) the source lacks")
     lines += [f"  {k}" for k in r["copied"][:20]]
     if len(r["copied"]) > 20:
         lines.append(f"  ... and {len(r['copied']) - 20} more")

@@ -176,12 +176,6 @@ def test_many_broken_images_stop_the_run(tmp_path):
             ds[i]
 
 
-@pytest.mark.parametrize("spec", ["s3://bucket/photos", "hub:flowers", "https://example.com/x.tar"])
-def test_remote_data_is_not_supported_yet(spec):
-    with pytest.raises(UserError, match="not supported yet"):
-        load_image_splits(spec)
-
-
 def test_a_wrong_data_path_is_an_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_image_splits(tmp_path / "nope")
