@@ -87,6 +87,32 @@ def load(model_name: str, device: str | torch.device = "cpu") -> dict[str, Any] 
     return _read()["entries"].get(f"{model_name}@{device_key(device)}")
 
 
+def require(model_name: str, device: str | torch.device, mode: str) -> dict[str, Any]:
+    """``load``, for a task's ``--fast``: the saved choice with a ``mode`` ("infer" or "train") path, else a
+    one-line user error saying which `dlbox bench --auto` run to do first."""
+    choice = load(model_name, device)
+    where = f"{model_name} on this {'GPU' if torch.device(device).type == 'cuda' else 'CPU'}"
+    if choice is None:
+        raise UserError(f"--fast: no fast path is saved for {where}",
+                        f"run `dlbox bench --auto --model {model_name}` first")  # fmt: skip
+    if not choice.get(mode):
+        what = "inference" if mode == "infer" else "training"
+        raise UserError(f"--fast: the fast path saved for {where} has no {what} choice",
+                        f"run `dlbox bench --auto --model {model_name} --mode both` first")  # fmt: skip
+    return choice
+
+
+def describe(choice: dict[str, Any], mode: str) -> str:
+    """'bf16 channels_last eager (saved by `dlbox bench --auto` on DATE: 812 img/s at batch 32)' for log lines."""
+    sub = choice[mode]
+    label = sub.get("path") or PathSpec.from_dict(sub).label
+    facts = [f"{sub['images_per_sec']} img/s" if sub.get("images_per_sec") else None,
+             f"at batch {choice['batch_size']}" if choice.get("batch_size") else None]  # fmt: skip
+    when = f" on {choice['date'][:10]}" if choice.get("date") else ""
+    measured = " ".join(f for f in facts if f)
+    return f"{label} (saved by `dlbox bench --auto`{when}{': ' + measured if measured else ''})"
+
+
 def _path(choice: dict[str, Any], mode: str) -> PathSpec:
     sub = choice.get(mode, choice) if mode in choice else choice
     if sub is None:

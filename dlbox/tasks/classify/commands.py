@@ -58,7 +58,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from dlbox.tasks.classify.predict import predict, render_csv, render_table
 
-    results = predict(args.source, args.inputs, topk=args.topk, model_name=args.model)
+    results = predict(args.source, args.inputs, topk=args.topk, model_name=args.model, fast=args.fast)
     if args.csv:
         sys.stdout.write(render_csv(results) + "\n")
     else:
@@ -111,6 +111,8 @@ def register(sub) -> None:
     p.add_argument("--topk", type=int, default=5, help="how many labels per image (default: 5)")
     p.add_argument("--csv", action="store_true", help="print CSV (file, rank, label, prob)")
     p.add_argument("--model", help="the architecture, for plain weights (ImageNet names for 1000 classes)")
+    p.add_argument("--fast", action="store_true",
+                   help="run the inference path `dlbox bench --auto --model NAME` saved for this model on this CPU")  # fmt: skip
     p.set_defaults(func=cmd_predict)
 
     p = command(csub, "export", "export to ONNX or TorchScript, with a parity check against PyTorch",

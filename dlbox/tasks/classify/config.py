@@ -30,6 +30,9 @@ class ClassifyConfig(EngineConfig):
     ema: float | None = opt(None, "keep an exponential moving average of the weights with this decay (e.g. 0.999)")
     bn_momentum: float | None = opt(None, "BatchNorm momentum (PyTorch convention; TF decay 0.999 = 0.001)")
     recalibrate_bn: bool = opt(False, "recompute BatchNorm statistics over the training data before evaluation")
+    fast: bool = opt(False, "use the path `dlbox bench --auto --model NAME` saved for this model and device: "
+                     "sets --precision, --channels-last and --compile (when safe); kept by --resume")
+    compile: bool = opt(False, "torch.compile the training forward (inductor; one process, not with --deterministic)")
     epochs: int = opt(10, "epochs")
     batch_size: int = opt(32, "batch size per process")
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import glob
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dlbox.data.folders import IMAGE_EXTENSIONS
-from dlbox.engine.progress import bar
+from dlbox.engine.progress import bar, log
 from dlbox.errors import UserError
-from dlbox.tasks.classify.inference import load_classifier
+from dlbox.tasks.classify.inference import Classifier, load_classifier
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -34,28 +35,84 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def predict(source: str, inputs: list[str], topk: int = 5, model_name: str | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
-    """For each image: ``{"file", "predictions": [{"label", "prob"}, ...]}`` (top ``topk``, softmax)."""
+def fast_choice(clf: Classifier) -> dict[str, Any]:
+    """The inference path `dlbox bench --auto` saved for this model on the CPU (predict runs there)."""
+    from dlbox.bench import fastpath
+
+    if clf.model is None:
+        raise UserError(f"--fast runs the PyTorch model of a run or checkpoint, and {clf.source!r} is an ONNX file",
+                        "pass the run directory, or drop --fast")  # fmt: skip
+    return fastpath.require(clf.model_name, "cpu", "infer")
+
+
+def _read(files: list[Path], tf) -> tuple[list[torch.Tensor], list[Path], list[dict[str, Any]]]:
+    """Preprocessed images, the files they came from, and an error entry for each unreadable file."""
     from PIL import Image, UnidentifiedImageError
 
+    tensors, ok, errors = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                tensors.append(tf(im.convert("RGB")))
+            ok.append(f)
+        except (UnidentifiedImageError, OSError) as e:
+            errors.append({"file": str(f), "error": f"unreadable image: {e}"})
+    return tensors, ok, errors
+
+
+def fast_predictor(clf: Classifier, choice: dict[str, Any], files: list[Path], tf,
+                   calibration_images: int = 64) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
+    """``x -> logits`` through the saved inference path, for the images in ``files`` (preprocessed by ``tf``).
+
+    int8 paths are calibrated on the images being predicted: up to ``calibration_images`` of them, evenly
+    spread over ``files`` (folders come sorted by class, so the first ones would all be of one class) and
+    preprocessed exactly as for prediction. Static quantization needs the activation ranges of real images,
+    and these are the real images at hand (the benchmark's synthetic calibration suits timing, not accuracy);
+    so an image's int8 probabilities can shift slightly with the set of images it is predicted with. If none
+    of the sampled files can be read, int8 is skipped and the model runs in eager PyTorch fp32."""
+    from dlbox.bench import fastpath
+    from dlbox.bench.paths import PathSpec, Unavailable, check_torch
+
+    spec = PathSpec.from_dict(choice["infer"])
+    example = torch.zeros(1, 3, clf.img_size, clf.img_size)  # exported graphs: the input shape (batch is dynamic)
+    calibration = None
+    if spec.precision == "int8":
+        n = min(calibration_images, len(files))
+        sample, _, _ = _read([files[i * len(files) // n] for i in range(n)], tf)
+        if not sample:
+            log(f"fast path: no readable image to calibrate {spec.label} on, so eager PyTorch fp32 instead")
+            return clf.logits
+        calibration = [torch.stack(sample).numpy()]  # one (n, 3, H, W) float32 batch
+    try:
+        if spec.backend == "torch":
+            check_torch(spec, torch.device("cpu"))  # compile needs a C++ compiler: say so now, not mid-run
+        fn = fastpath.apply(clf.model, choice, "infer", example=example, calibration=calibration)
+    except Unavailable as e:
+        raise UserError(f"--fast: the saved path {spec.label} cannot run here ({e})",
+                        f"run `dlbox bench --auto --model {clf.model_name}` again, or drop --fast") from None  # fmt: skip
+    log(f"fast path: {fastpath.describe(choice, 'infer')}")
+    return fn
+
+
+def predict(source: str, inputs: list[str], topk: int = 5, model_name: str | None = None, batch_size: int = 32,
+            fast: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """For each image: ``{"file", "predictions": [{"label", "prob"}, ...]}`` (top ``topk``, softmax).
+
+    ``fast``: run the inference path `dlbox bench --auto` saved for this model (see ``fast_predictor``)."""
     clf = load_classifier(source, model_name)
+    choice = fast_choice(clf) if fast else None  # a missing choice fails before any image is read
     tf = clf.transform()
     files = expand_inputs(inputs)
+    run = fast_predictor(clf, choice, files, tf) if choice else clf.logits
     k = min(topk, len(clf.classes))
     results: list[dict[str, Any]] = []
     with bar(len(files), "predict", unit="img") as pbar:
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
-            tensors, ok = [], []
-            for f in chunk:
-                try:
-                    with Image.open(f) as im:
-                        tensors.append(tf(im.convert("RGB")))
-                    ok.append(f)
-                except (UnidentifiedImageError, OSError) as e:
-                    results.append({"file": str(f), "error": f"unreadable image: {e}"})
+            tensors, ok, errors = _read(chunk, tf)
+            results += errors
             if tensors:
-                probs = clf.logits(torch.stack(tensors)).float().softmax(1)  # (N, C)
+                probs = run(torch.stack(tensors)).float().softmax(1)  # (N, C)
                 values, indices = probs.topk(k, dim=1)
                 for f, v, i in zip(ok, values.tolist(), indices.tolist(), strict=True):
                     preds = [{"label": clf.classes[j], "prob": round(p, 6)} for p, j in zip(v, i, strict=True)]

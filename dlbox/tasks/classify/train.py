@@ -7,7 +7,9 @@ backbone learning rate and warm-up + cosine -> the engine's loop -> a summary.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+import os
 from typing import Any
 
 import torch
@@ -57,6 +59,8 @@ class ClassifyTask:
         self.weights_meta: dict[str, Any] = {}
         self.ema: EMA | None = None
         self.backbone: list[nn.Parameter] = []
+        self.module: nn.Module | None = None
+        self.compiled: nn.Module | None = None  # --compile: the training forward of ``self.module``, compiled
         self._set_transforms()
 
     def _set_transforms(self) -> None:
@@ -111,6 +115,11 @@ class ClassifyTask:
         self.find_unused_parameters = cfg.freeze_backbone  # DDP: frozen parameters get no gradient
         if cfg.ema:
             self.ema = EMA(model, cfg.ema)
+        self.module = model
+        if cfg.compile:
+            # Only the training forward is compiled; the engine keeps the plain module, so checkpoints, EMA and
+            # evaluation (eager, eval mode) are unchanged. Compiled on the first step, after the move to the device.
+            self.compiled = torch.compile(model)
         return model
 
     def datasets(self):
@@ -193,7 +202,8 @@ class ClassifyTask:
 
     def train_step(self, model: nn.Module, batch):
         x, y = batch  # x: (N, 3, H, W), y: (N,)
-        logits, aux = self._logits(model(x))
+        forward = self.compiled if self.compiled is not None and model is self.module else model
+        logits, aux = self._logits(forward(x))
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         weight = models.AUX_MODELS.get(self.cfg.model, 0.0)
         for a in aux:
@@ -249,6 +259,57 @@ def _metric_at(run_dir: str, epoch: int | None, key: str) -> float | None:
     return None
 
 
+def _compile_blocker(cfg: ClassifyConfig, device: torch.device) -> str | None:
+    """Why --compile cannot be used with these options here, or None."""
+    from dlbox.bench.paths import PathSpec, Unavailable, check_torch
+
+    if cfg.launches_processes or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "it runs in one process only (a compiled forward would bypass DDP's gradient hooks)"
+    if cfg.deterministic:
+        return "inductor's generated kernels are outside --deterministic's guarantee"
+    try:
+        check_torch(PathSpec(compile=True), device)
+    except Unavailable as e:
+        return str(e)
+    return None
+
+
+def use_fast_path(cfg: ClassifyConfig) -> ClassifyConfig:
+    """--fast: the training path `dlbox bench --auto` saved for this model and device, as engine options.
+
+    The chosen precision, channels_last and compile go into the config, which the run saves: a resumed run
+    keeps them (a newer `dlbox bench --auto` does not change a run half-way)."""
+    from dlbox.bench import fastpath
+    from dlbox.bench.paths import PathSpec
+    from dlbox.engine import checkpoint
+    from dlbox.engine.device import resolve_device
+
+    say = log if os.environ.get("RANK", "0") == "0" else (lambda _: None)  # torchrun: every worker resolves
+    if cfg.resume and checkpoint.saved_config(cfg.resume).get("fast"):
+        say(f"fast path: kept from the run ({cfg.precision}, channels_last {cfg.channels_last}, compile {cfg.compile})")
+        return cfg
+    device = resolve_device(cfg.device)
+    choice = fastpath.require(cfg.model, device, "train")
+    chosen = PathSpec.from_dict(choice["train"])
+    note = ""
+    blocker = _compile_blocker(cfg, device) if chosen.compile else None
+    if blocker:
+        note = f"; without compile: {blocker}"
+    cfg = dataclasses.replace(cfg, **fastpath.engine_options(choice), compile=chosen.compile and not blocker)
+    say(f"fast path: {fastpath.describe(choice, 'train')}{note}")
+    return cfg
+
+
 def train(cfg: ClassifyConfig) -> dict[str, Any] | None:
-    """Train (in the processes ``cfg`` asks for); returns the summary on rank 0."""
+    """Train (in the processes ``cfg`` asks for); returns the summary on rank 0.
+
+    ``cfg.fast`` first turns the saved fast path into options (see ``use_fast_path``)."""
+    if cfg.fast:
+        cfg = use_fast_path(cfg)
+    if cfg.compile:
+        from dlbox.engine.device import resolve_device
+
+        blocker = _compile_blocker(cfg, resolve_device(cfg.device))
+        if blocker:
+            raise UserError(f"--compile: {blocker}", "train without --compile")
     return distributed.run(cfg, train_worker, cfg)
