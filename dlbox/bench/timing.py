@@ -12,6 +12,14 @@ import numpy as np
 from dlbox.engine.progress import bar
 
 
+class TooSlow(Exception):
+    """A step after the first took longer than the caller's limit: not worth timing the rest."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"a step took {seconds:.1f} s")
+        self.seconds = seconds
+
+
 @dataclass
 class Timing:
     first_s: float  # the first call alone: compilation, graph optimisation, weight pre-packing
@@ -26,10 +34,17 @@ class Timing:
 
 
 def measure(step: Callable[[], Any], steps: int, warmup: int, sync: Callable[[], None] | None = None,
-            desc: str = "steps") -> Timing:  # fmt: skip
+            desc: str = "steps", limit_s: float | None = None) -> Timing:  # fmt: skip
     """Time ``steps`` calls of ``step`` one by one after ``warmup`` untimed ones (at least one: the first call
-    compiles and allocates). ``sync`` waits for queued GPU work so each step is timed to its end."""
+    compiles and allocates). ``sync`` waits for queued GPU work so each step is timed to its end.
+    ``limit_s``: raise TooSlow as soon as a step after the first takes longer (a path with no fast kernels on
+    this machine, e.g. CPU fp16 autocast, can take minutes a step; the suite should not wait for 10 of them)."""
     sync = sync or (lambda: None)
+
+    def check(seconds: float) -> None:
+        if limit_s is not None and seconds > limit_s:
+            raise TooSlow(seconds)
+
     with bar(max(1, warmup) + steps, desc=desc, unit="step") as progress:
         t = time.perf_counter()
         step()
@@ -37,14 +52,17 @@ def measure(step: Callable[[], Any], steps: int, warmup: int, sync: Callable[[],
         first = time.perf_counter() - t
         progress.update(1)
         for _ in range(max(0, warmup - 1)):
+            t = time.perf_counter()
             step()
+            sync()
+            check(time.perf_counter() - t)
             progress.update(1)
-        sync()
         times = []
         for _ in range(steps):
             t = time.perf_counter()
             step()
             sync()
             times.append(time.perf_counter() - t)
+            check(times[-1])
             progress.update(1)
     return Timing(first_s=first, steps_s=times)

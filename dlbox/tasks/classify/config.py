@@ -12,7 +12,7 @@ from dlbox.errors import UserError
 
 @dataclass
 class ClassifyConfig(EngineConfig):
-    data: str | None = opt(None, "class folders (flat or train/ + val/), a built dataset or its shards")
+    data: str | None = opt(None, "class folders (flat or train/ + val/), a built dataset or its shards; local or s3://BUCKET/PREFIX")
     model: str = opt("resnet18", "any torchvision classification model (see `dlbox classify models`)")
     weights: str = opt("none", "PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none (from scratch)")
     fine_tune: bool = opt(False, "re-initialise the classifier (and auxiliary) heads for the new classes")
