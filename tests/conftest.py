@@ -38,6 +38,19 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 1200) ->
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_main(capsys, *args) -> Result:
+    """`dlbox ARGS` in this process through dlbox.cli.main (faster than a subprocess), with what it printed."""
+    from dlbox.cli import main
+
+    capsys.readouterr()
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:  # argparse errors
+        rc = e.code
+    out = capsys.readouterr()
+    return Result(rc, out.out, out.err)
+
+
 def assert_user_error(res: Result, *fragments: str) -> str:
     """Exit 2, exactly one line on stderr starting with 'error:', no traceback, and the fragments in it."""
     assert res.returncode == 2, (res.returncode, res.stderr)

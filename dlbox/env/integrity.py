@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from dlbox.engine import distributed
+from dlbox.engine.schedule import warmup_cosine
 from dlbox.engine.trainer import fit
 from dlbox.env.config import IntegrityConfig  # noqa: F401  (re-exported)
 from dlbox.env.lenet import LeNet5
@@ -55,11 +55,7 @@ class LeNetTask:
 
     def configure_optimizers(self, model, steps_per_epoch):
         opt = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
-        total = steps_per_epoch * self.cfg.epochs  # read at every step, so --resume --epochs N stretches it
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
-        )
-        return opt, sched
+        return opt, warmup_cosine(opt, 0, steps_per_epoch * self.cfg.epochs)  # cosine decay, no warm-up
 
     def _sums(self, logits, y, loss):
         n = y.shape[0]

@@ -13,23 +13,11 @@ from dlbox.bench import fastpath
 from dlbox.bench.models import build
 from dlbox.bench.parity import TOLERANCE
 from dlbox.bench.paths import BASELINE, PathSpec
-from tests.conftest import Result, assert_user_error, run_cli
+from tests.conftest import assert_user_error, run_cli, run_main
 
 TINY = ["bench", "--model", "tiny", "--batch-size", "4", "--steps", "2", "--warmup", "1", "--device", "cpu"]
 ROW_KEYS = {"model", "mode", "batch_size", "precision", "backend", "images_per_sec", "step_ms", "peak_fraction",
             "step_ms_p10", "step_ms_p90", "vs_baseline", "status", "reason", "path"}  # fmt: skip
-
-
-def run_main(capsys, *args) -> Result:
-    from dlbox.cli import main
-
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as e:  # argparse errors
-        rc = e.code
-    out = capsys.readouterr()
-    return Result(rc, out.out, out.err)
 
 
 @pytest.fixture(scope="module")

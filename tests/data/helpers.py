@@ -9,20 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import Result
-
-
-def run_main(capsys, *args) -> Result:
-    """`dlbox ARGS` through dlbox.cli.main, with what it printed on stdout and stderr."""
-    from dlbox.cli import main
-
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as e:  # argparse errors
-        rc = e.code
-    out = capsys.readouterr()
-    return Result(rc, out.out, out.err)
+from tests.conftest import run_main  # noqa: F401  (re-exported for the data tests)
 
 
 def copy_tree(src: Path, dst: Path) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import os
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 from dlbox.engine import distributed
 from dlbox.engine.batchnorm import freeze_bn, recalibrate_bn, set_bn_momentum
 from dlbox.engine.progress import log
+from dlbox.engine.schedule import warmup_cosine
 from dlbox.engine.trainer import fit, to_device
 from dlbox.errors import UserError
 from dlbox.tasks.classify import models
@@ -138,15 +138,7 @@ class ClassifyTask:
         else:
             opt_ = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         warmup = int(cfg.warmup_epochs * steps_per_epoch) if cfg.epochs > 1 else 0
-        total = steps_per_epoch * cfg.epochs  # read at every step: --resume --epochs N stretches the schedule
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1 + math.cos(math.pi * progress))
-
-        return opt_, torch.optim.lr_scheduler.LambdaLR(opt_, factor)
+        return opt_, warmup_cosine(opt_, warmup, steps_per_epoch * cfg.epochs)
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
         cfg = self.cfg

@@ -7,7 +7,6 @@ engine's loop -> sample images with boxes in TensorBoard -> a summary.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from torch import nn
 from dlbox.data import coco
 from dlbox.engine import distributed
 from dlbox.engine.progress import log
+from dlbox.engine.schedule import warmup_cosine
 from dlbox.engine.trainer import fit, to_device
 from dlbox.errors import UserError
 from dlbox.tasks.detect import models, tinydet
@@ -96,15 +96,7 @@ class DetectTask:
         else:
             optimizer = torch.optim.AdamW(groups, lr=lr)
         warmup = int(cfg.warmup_epochs * steps_per_epoch) if cfg.epochs > 1 else 0
-        total = steps_per_epoch * cfg.epochs  # read at every step: --resume --epochs N stretches the schedule
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1 + math.cos(math.pi * progress))
-
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return optimizer, warmup_cosine(optimizer, warmup, steps_per_epoch * cfg.epochs)
 
     def train_step(self, model: nn.Module, batch):
         images, targets = batch  # images (N, 3, S, S) in [0, 1]; targets: boxes (K, 4) xyxy, labels (K,)
