@@ -213,3 +213,20 @@ def test_cli_trains_on_s3_data(s3, shapes, cli, tmp_path):
               cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert f"data {url}: 25 file(s) up to date" in res.stderr and res.json()["images"] == 24
+
+
+def test_detection_trains_and_evaluates_on_s3_coco_data(s3, cli, tmp_path):
+    from dlbox.data.shapes_det import write_shapes_det
+
+    coco_dir = tmp_path / "tiny-det"
+    write_shapes_det(coco_dir, seed=5, n_images=20)  # annotations/{train,val,test}.json + images/
+    bucket, _ = s3
+    url = _upload(bucket, coco_dir, "det")
+    res = cli("detect", "train", "--data", url, "--epochs", "1", "--img-size", "64", "--batch-size", "8",
+              "--threads", "1", "--name", "s3det", "--json", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"data {url}: synced" in res.stderr
+    assert SECRET not in res.stderr + res.stdout and KEY_ID not in res.stderr + res.stdout
+    res = cli("detect", "evaluate", res.json()["run_dir"], "--data", url, "--split", "test", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "up to date" in res.stderr and {"AP", "AP50"} <= set(res.json())

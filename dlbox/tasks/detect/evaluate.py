@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlbox.data.remote import resolve_data
 from dlbox.engine.progress import bar
 from dlbox.errors import UserError
 from dlbox.tasks.detect.data import CocoDetection, load_split
@@ -42,7 +43,7 @@ def evaluate(source: str, data: str, split: str = "val", batch_size: int = 8, th
     """AP, AP50, AP75, APs/APm/APl, AR1/10/100 and per-class AP of ``source`` on ``split`` of ``data``."""
     set_inference_threads(threads)
     det = load_detector(source, threads=threads)
-    gt, root, path = load_split(data, split)
+    gt, root, path = load_split(str(resolve_data(data)), split)  # s3://bucket/prefix: synced locally first
     if not gt["annotations"]:
         raise UserError(f"{path} has an empty annotation list: nothing to evaluate against")
     ds = CocoDetection(gt, root, det.classes, det.img_size, name=str(path), cache=False)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dlbox.data import coco
+from dlbox.data.remote import resolve_data
 from dlbox.engine import distributed
 from dlbox.engine.progress import log
 from dlbox.engine.schedule import warmup_cosine
@@ -38,13 +39,14 @@ class DetectTask:
     def __init__(self, cfg: DetectConfig):
         self.cfg = cfg
         self.best_metric = f"val/{cfg.best}"
-        train_data, root, train_file = load_split(cfg.data, "train")
+        data = str(resolve_data(cfg.data))  # s3://bucket/prefix: synced into the local cache first
+        train_data, root, train_file = load_split(data, "train")
         coco.validate_for_training(train_data, str(train_file))
         self.classes = coco.class_names(train_data)
         self.cat_ids = [int(c["id"]) for c in sorted(train_data["categories"], key=lambda c: c["id"])]
         val_data, val_root, val_name = None, root, None
-        if Path(cfg.data).is_dir() and "val" in coco.split_files(cfg.data):
-            val_data, val_root, val_file = load_split(cfg.data, "val")
+        if Path(data).is_dir() and "val" in coco.split_files(data):
+            val_data, val_root, val_file = load_split(data, "val")
             coco.validate_for_training(val_data, str(val_file))
             val_name = str(val_file)
         elif cfg.val_split > 0:
