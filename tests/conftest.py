@@ -51,6 +51,24 @@ def run_main(capsys, *args) -> Result:
     return Result(rc, out.out, out.err)
 
 
+def run_notebook(name: str, tmp_path: Path, monkeypatch, prepend: list[str] = ()) -> list:
+    """Execute notebooks/NAME top to bottom in a real Jupyter kernel (working directory ``tmp_path``), with
+    ``prepend`` code cells first; the outputs of its code cells, after checking none is an error."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    # The kernel is a child process: it must see this checkout and use this interpreter.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("DLBOX_PROGRESS", "0")
+    nb.cells[:0] = [nbformat.v4.new_code_cell(src) for src in prepend]
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    return outputs
+
+
 def assert_user_error(res: Result, *fragments: str) -> str:
     """Exit 2, exactly one line on stderr starting with 'error:', no traceback, and the fragments in it."""
     assert res.returncode == 2, (res.returncode, res.stderr)

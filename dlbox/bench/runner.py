@@ -22,6 +22,8 @@ from dlbox.bench.timing import TooSlow, measure
 from dlbox.engine.device import physical_cores, resolve_device
 from dlbox.engine.progress import log
 
+SLOW_FACTOR = 4  # a path whose step takes this many times the baseline's is skipped (not timed to the end)
+
 
 def suite_paths(
     device: torch.device, cpu: hardware.CpuInfo | None = None
@@ -228,9 +230,6 @@ class Bench:
         )  # fmt: skip
         log(f"{spec.label} ({mode}): {row['images_per_sec']} img/s, {row['step_ms']} ms/step")
         return row
-
-
-SLOW_FACTOR = 4  # a path whose step takes this many times the baseline's is skipped (not timed to the end)
 
 
 def attach_baseline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
