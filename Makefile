@@ -4,12 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dlbox-installed
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint clean espeak-ng
 
 # The stamp is newer than pyproject.toml when the install is current, so `make venv` reuses .venv.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# facenet-pytorch pins torch<2.3: --no-deps. Only its MTCNN weight files and the tests' parity reference.
+	$(BIN)/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -17,8 +19,13 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/dlbox demo
 
-test: venv
-	$(BIN)/python -m pytest -q
+# The speech tests generate their corpus with espeak-ng (Debian package; CI runs as root).
+espeak-ng:
+	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
+
+# PYTEST_ARGS: extra pytest options (.ci/run adds --durations=15 so the suite's time stays visible).
+test: venv espeak-ng
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check dlbox tests benchmarks

@@ -24,6 +24,10 @@ AREAS = [
     "dlbox.tasks.classify.commands",
     "dlbox.tasks.detect.commands",
     "dlbox.tasks.text.commands",
+    "dlbox.services.commands",
+    "dlbox.tasks.caffe.commands",
+    "dlbox.tasks.face.commands",
+    "dlbox.tasks.asr.commands",
     "dlbox.demo",
 ]
 
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except UserError as e:
+        if getattr(e, "run_dir", None):  # a distributed job that lost a worker: say how to continue it
+            e.hint = f"continue with: {getattr(args, 'command_path', 'dlbox')} --resume {e.run_dir}"
         sys.stderr.write(f"error: {e}\n")
         return e.exit_code
     except Interrupted as e:

@@ -19,6 +19,34 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class Bounded:
+    """An argparse ``type``: a number within a range. A bad value is one line and exit 2 at parse time,
+    before any work starts (``number(int, ge=1)``); NaN and infinity are refused for floats."""
+
+    def __init__(self, kind: type, **bounds: float):
+        self.kind, self.bounds = kind, bounds
+        self.__name__ = kind.__name__  # argparse names the type in its messages
+
+    def __call__(self, text: str):
+        import math
+
+        from dlbox.config import BOUNDS, bounds_text
+
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if self.kind is int else 'a number'}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if any(not ok(value, self.bounds[k]) for k, (_, ok) in BOUNDS.items() if k in self.bounds):
+            raise argparse.ArgumentTypeError(f"must be {bounds_text(self.bounds)}, got {text}")
+        return value
+
+
+def number(kind: type, **bounds: float) -> Bounded:
+    return Bounded(kind, **bounds)
+
+
 def command(sub, name: str, help: str, example: str, description: str | None = None) -> Parser:
     return sub.add_parser(
         name, help=help, description=description or help, epilog=f"example:\n  {example}",
@@ -57,6 +85,8 @@ def add_config_options(p: argparse.ArgumentParser, cls, title: str) -> None:
         text = f.metadata.get("help", "")
         kw["help"] = text if default is None or "default" in text else f"{text} (default: {default})"
         group.add_argument(flag(f.name), **kw)
+    # The config class lets tests walk every option of every command; the path names the resume command.
+    p.set_defaults(config_cls=cls, command_path=p.prog)
 
 
 def config_from_args(cls, args: argparse.Namespace):

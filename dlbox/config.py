@@ -8,6 +8,7 @@ is saved in the run directory.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -20,11 +21,44 @@ from dlbox.errors import UserError, close_matches
 C = TypeVar("C")
 
 
-def opt(default: Any, help: str):
-    """A dataclass field with its --help text (read by the CLI)."""
+def opt(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
+        le: float | None = None, lt: float | None = None):
+    """A dataclass field with its --help text (read by the CLI) and, for numbers, its range.
+
+    Every int or float option declares a range (``ge``/``gt``/``le``/``lt``): values outside it, and NaN or
+    infinity for floats, are refused when the config is built, before any work starts."""
+    meta = {"help": help, **{k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
+          "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}  # fmt: skip
+
+
+def bounds_text(meta) -> str:
+    """'> 0', '>= 1 and <= 65535', ... ('' when the field declares no range)."""
+    return " and ".join(f"{sym} {meta[k]:g}" for k, (sym, _) in BOUNDS.items() if k in meta)
+
+
+def check_range(name: str, value: Any, meta, default: Any = None) -> None:
+    """Refuse a number outside the field's declared range, and a float that is NaN or infinite."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    flag = "--" + name.replace("_", "-")
+    rng = bounds_text(meta)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{flag} must be a finite number, got {value}", f"use a value {rng}" if rng else None)
+    if any(k in meta and not ok(value, meta[k]) for k, (_, ok) in BOUNDS.items()):
+        good = f"e.g. {flag} {default:g} (the default)" if isinstance(default, (int, float)) else f"use a value {rng}"
+        raise UserError(f"{flag} must be {rng}, got {value:g}", good)
+
+
+def check_ranges(cfg) -> None:
+    """Every numeric field of ``cfg`` inside its declared range (see ``opt``)."""
+    for f in dataclasses.fields(cfg):
+        check_range(f.name, getattr(cfg, f.name), f.metadata, f.default)
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -86,6 +120,7 @@ def from_dict(cls: type[C], data: dict[str, Any], *, base: C | None = None) -> C
     values = dataclasses.asdict(base) if base is not None else {}
     values.update({k: _coerce(k, v, types_[k]) for k, v in data.items()})
     cfg = cls(**values)
+    check_ranges(cfg)
     if hasattr(cfg, "validate"):
         cfg.validate()
     return cfg

@@ -6,12 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# TensorBoard's readers (EventAccumulator) would import all of TensorFlow into the test process when it is
+# installed: seconds per process, and TF's bundled libraries then crash a later import of triton (torch's
+# optimisers import it lazily). TensorBoard's own stub reads event files just as well.
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 @dataclass
@@ -84,3 +90,38 @@ def assert_user_error(res: Result, *fragments: str) -> str:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu need CUDA; elsewhere they are skipped with the reason (the only skips allowed)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = pytest.mark.skip(reason=f"needs a CUDA GPU; torch {torch.__version__} sees none on this machine")
+    for item in gpu_items:
+        item.add_marker(reason)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk("1m")``: a tmpfs of that size, mounted where this machine allows it (CI runs as root),
+    for tests of a full disk; None where it does not (the test then injects the same OSError)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path | None:
+        mnt = tmp_path / f"disk-{len(mounted)}"
+        mnt.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        if proc.returncode != 0:
+            return None
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+

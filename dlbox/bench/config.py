@@ -17,10 +17,10 @@ Mode = Literal["train", "infer", "both"]
 
 @dataclass
 class BenchConfig:
-    model: str = opt("resnet50", "a torchvision classification model (random weights), or tiny")
+    model: str = opt("resnet50", "a torchvision classification model, timm:NAME (random weights), or tiny")
     mode: Mode = opt("both", "time training steps, inference, or both")
-    batch_size: int = opt(32, "images per step")
-    image_size: int | None = opt(None, "input height and width (default: the model's, 224 for most)")
+    batch_size: int = opt(32, "images per step", ge=1)
+    image_size: int | None = opt(None, "input height and width (default: the model's, 224 for most)", ge=16)
     precision: Literal["fp32", "bf16", "fp16", "int8"] = opt(
         "fp32", "bf16/fp16: autocast in PyTorch, the inference precision in OpenVINO; int8: quantized graph"
     )
@@ -28,11 +28,11 @@ class BenchConfig:
     compile: bool = opt(False, "torch.compile with inductor (weights frozen into the graph for inference)")
     backend: Literal["torch", "onnxruntime", "openvino"] = opt("torch", "who runs the model")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
-    threads: int | None = opt(None, "intra-op threads (default: the physical cores)")
-    interop: int = opt(2, "inter-op threads (the old recipe: intra = cores, inter = 2)")
-    steps: int = opt(10, "timed steps per measurement")
-    warmup: int = opt(3, "untimed steps first (the first one compiles, allocates and pre-packs weights)")
-    seed: int = opt(0, "seed of the model's weights and the synthetic batch")
+    threads: int | None = opt(None, "intra-op threads (default: the physical cores)", ge=1)
+    interop: int = opt(2, "inter-op threads (the old recipe: intra = cores, inter = 2)", ge=1)
+    steps: int = opt(10, "timed steps per measurement", ge=1)
+    warmup: int = opt(3, "untimed steps first (the first one compiles, allocates and pre-packs weights)", ge=0)
+    seed: int = opt(0, "seed of the model's weights and the synthetic batch", ge=0)
 
     def validate(self) -> None:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):

@@ -56,6 +56,10 @@ def classification_models() -> list[str]:
 
 
 def default_image_size(name: str) -> int:
+    if name.startswith("timm:"):  # timm's pretrained config for the name
+        from dlbox.tasks.classify import timm_models
+
+        return timm_models.transform_info(timm_models.pretrained_cfg(name)).get("img_size", 224)
     return {TINY: 32, "inception_v3": 299}.get(name, 224)
 
 
@@ -64,6 +68,10 @@ def build(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     if name == TINY:
         return TinyNet()
+    if name.startswith("timm:"):  # timm's zoo, random weights (timm never downloads here)
+        from dlbox.tasks.classify import timm_models
+
+        return timm_models.create(name, 1000)
     import torchvision
 
     known = classification_models()

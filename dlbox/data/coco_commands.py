@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_json, command, emit
+from dlbox.cliutil import add_json, command, emit, number
 
 
 def cmd_split(args: argparse.Namespace) -> int:
@@ -78,10 +78,10 @@ def register(data_sub) -> None:
     add_json(p)
     p.add_argument("source", help="one COCO json (or a directory holding one)")
     p.add_argument("--out", required=True, help="the COCO directory to write")
-    p.add_argument("--train", type=float, default=0.8, help="train fraction (default: 0.8)")
-    p.add_argument("--val", type=float, default=0.1, help="validation fraction (default: 0.1)")
-    p.add_argument("--test", type=float, default=0.1, help="test fraction (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="shuffle seed (default: 0)")
+    p.add_argument("--train", type=number(float, ge=0, le=1), default=0.8, help="train fraction (default: 0.8)")
+    p.add_argument("--val", type=number(float, ge=0, le=1), default=0.1, help="validation fraction (default: 0.1)")
+    p.add_argument("--test", type=number(float, ge=0, le=1), default=0.1, help="test fraction (default: 0.1)")
+    p.add_argument("--seed", type=number(int, ge=0), default=0, help="shuffle seed (default: 0)")
     p.add_argument("--images", help="the image folder, when not next to the json (ROOT/images)")
     p.add_argument("--copy-images", action="store_true", help="copy images into OUT/images (default: reference them)")
     p.set_defaults(func=cmd_split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_json, command, emit
+from dlbox.cliutil import add_json, command, emit, number
 
 SAMPLE_NAMES = ("digits", "shapes", "shapes-det")  # dlbox.data.samples.SAMPLES, without importing it at startup
 
@@ -54,10 +54,10 @@ def register(sub) -> None:
     p.add_argument("train_dir", metavar="TRAIN_DIR", help="one folder per class (jpg, jpeg, png, bmp, webp), or s3://BUCKET/PREFIX")
     p.add_argument("--out", required=True, metavar="DIR", help="the dataset directory to write")
     p.add_argument("--val-dir", metavar="DIR", help="class folders of a separate validation set")
-    p.add_argument("--val-split", type=float, metavar="X", help="validation fraction of each class, stratified (default: 0.1)")
+    p.add_argument("--val-split", type=number(float, ge=0, lt=1), metavar="X", help="validation fraction of each class, stratified (default: 0.1)")
     p.add_argument("--shards", action="store_true", help="also write WebDataset tar shards (self-contained copies)")
-    p.add_argument("--shard-size", type=int, default=1024, metavar="N", help="images per shard (default: 1024)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="split seed (default: 0)")
+    p.add_argument("--shard-size", type=number(int, ge=1), default=1024, metavar="N", help="images per shard (default: 1024)")
+    p.add_argument("--seed", type=number(int, ge=0), default=0, metavar="N", help="split seed (default: 0)")
     p.set_defaults(func=cmd_build)
 
     p = command(dsub, "sample", "write embedded sample data (offline): digits, shapes, shapes-det",
@@ -65,10 +65,10 @@ def register(sub) -> None:
     add_json(p)
     p.add_argument("name", choices=SAMPLE_NAMES, metavar="NAME", help="which sample: " + ", ".join(SAMPLE_NAMES))
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (replaced when it holds an earlier sample)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="generator seed (default: 0)")
-    p.add_argument("--n-per-class", type=int, metavar="N", help="shapes, shapes-det: images (boxes) per class (shapes: 200)")
-    p.add_argument("--classes", type=int, metavar="N", help="shapes, shapes-det: how many shape classes, 3 to 5 (shapes: 4)")
-    p.add_argument("--size", type=int, metavar="PX", help="digits: image size in px (default: 32)")
+    p.add_argument("--seed", type=number(int, ge=0), default=0, metavar="N", help="generator seed (default: 0)")
+    p.add_argument("--n-per-class", type=number(int, ge=1), metavar="N", help="shapes, shapes-det: images (boxes) per class (shapes: 200)")
+    p.add_argument("--classes", type=number(int, ge=3, le=5), metavar="N", help="shapes, shapes-det: how many shape classes, 3 to 5 (shapes: 4)")
+    p.add_argument("--size", type=number(int, ge=8), metavar="PX", help="digits: image size in px (default: 32)")
     p.set_defaults(func=cmd_sample)
 
     from dlbox.data.coco_commands import register as register_coco

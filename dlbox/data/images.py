@@ -49,6 +49,32 @@ def open_image(src: Source) -> Image.Image:
         return im.convert("RGB")  # grayscale, palette, RGBA -> 3 channels
 
 
+def image_size(src: Source) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    if isinstance(src, tuple):
+        tar, offset, size = src
+        with open(tar, "rb") as f:
+            f.seek(offset)
+            with Image.open(io.BytesIO(f.read(size))) as im:
+                return im.size
+    with Image.open(src) as im:
+        return im.size
+
+
+def median_side(samples: list[tuple[Source, int]], most: int = 64) -> int | None:
+    """The median image side (widths and heights together) over up to ``most`` evenly spaced samples."""
+    if not samples:
+        return None
+    step = max(1, len(samples) // most)
+    sides: list[int] = []
+    for src, _ in samples[::step][:most]:
+        try:
+            sides.extend(image_size(src))
+        except (OSError, ValueError, SyntaxError):
+            continue  # unreadable files are reported when training reads them
+    return sorted(sides)[len(sides) // 2] if sides else None
+
+
 def describe(src: Source) -> str:
     return src if isinstance(src, str) else f"{src[0]} (offset {src[1]})"
 

@@ -23,7 +23,9 @@ def save(state: dict[str, Any], path: str | Path, keep_previous: bool = False) -
     state = {"format": FORMAT, "version": VERSION, **state}
 
     def write(tmp: str) -> None:
-        torch.save(state, tmp)
+        # Through a Python file object, so a full disk surfaces as OSError(ENOSPC), not torch's RuntimeError.
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
         if keep_previous and path.exists():
             os.replace(path, previous_of(path))
 

@@ -17,43 +17,42 @@ class EngineConfig:
     device: str = opt("auto", "auto, cpu, cuda or cuda:N (auto: one GPU per process when CUDA is present)")
     precision: Precision = opt("fp32", "autocast precision; bf16 works on CPU too, fp16 adds loss scaling")
     channels_last: bool = opt(False, "NHWC memory format for images (faster convolutions on CPU/GPU)")
-    seed: int = opt(0, "seed for weights, data order and augmentation")
+    seed: int = opt(0, "seed for weights, data order and augmentation", ge=0)
     deterministic: bool = opt(False, "deterministic algorithms only (bit-identical reruns on CPU)")
-    threads: int | None = opt(None, "intra-op threads per process (default: physical cores / local processes)")
+    threads: int | None = opt(None, "intra-op threads per process (default: physical cores / local processes)", ge=1)
     # loop
-    epochs: int = opt(10, "total epochs; with --resume, a larger N extends a finished run")
-    batch_size: int = opt(64, "batch size per process")
-    workers: int = opt(0, "DataLoader worker processes")
-    # run directory
+    epochs: int = opt(10, "total epochs; with --resume, a larger N extends a finished run", ge=1)
+    batch_size: int = opt(64, "batch size per process", ge=1)
+    workers: int = opt(0, "DataLoader worker processes", ge=0)
+    # run directory and checkpoints
     runs_dir: str = opt("runs", "runs go to RUNS_DIR/<task>/<name>/")
     name: str | None = opt(None, "run name (default: a timestamp)")
     resume: str | None = opt(None, "continue a run: its directory or a checkpoint file")
+    monitor_interval: float = opt(5.0, "seconds between CPU/RAM/GPU samples into the run's metrics (0: off)", ge=0)
+    save_every: int | None = opt(None, "also write checkpoints/last.pt every N training steps, mid-epoch", ge=1)
+    save_every_minutes: float | None = opt(None, "also write checkpoints/last.pt every M minutes, mid-epoch", gt=0)
     # launcher (torch.distributed.run); nproc_per_node > 1 or nnodes > 1 spawns the processes
-    nproc_per_node: int = opt(1, "processes on this node (DDP through torch's launcher)")
-    nnodes: int = opt(1, "number of nodes")
-    node_rank: int = opt(0, "this node's rank, 0..nnodes-1")
+    nproc_per_node: int = opt(1, "processes on this node (DDP through torch's launcher)", ge=1)
+    nnodes: int = opt(1, "number of nodes", ge=1)
+    node_rank: int = opt(0, "this node's rank, 0..nnodes-1", ge=0)
     master_addr: str = opt("127.0.0.1", "address of the node with rank 0")
-    master_port: int = opt(29500, "port on the rank-0 node")
+    master_port: int = opt(29500, "port on the rank-0 node", ge=1, le=65535)
+    max_restarts: int = opt(0, "restart the worker group this many times when a worker dies; it resumes from "
+                            "the newest checkpoint in the same run directory (use with --save-every)", ge=0)
+    dist_timeout: float = opt(600.0, "seconds a collective waits for a peer that hangs before the job fails "
+                              "(default 10 min: longer than a checkpoint write or evaluation on a slow CPU, "
+                              "far shorter than PyTorch's 30)", gt=0)
 
     def validate(self) -> None:
         import re
 
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise UserError(f"--device {self.device!r} is not valid", "use auto, cpu, cuda or cuda:N")
-        for key in ("epochs", "batch_size", "nproc_per_node", "nnodes"):
-            if getattr(self, key) < 1:
-                raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(self, key)}")
-        if self.workers < 0:
-            raise UserError(f"--workers must be 0 or more, got {self.workers}")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {self.threads}")
         if not 0 <= self.node_rank < self.nnodes:
             raise UserError(
                 f"--node-rank {self.node_rank} is out of range for --nnodes {self.nnodes}",
                 f"use 0 to {self.nnodes - 1}",
             )
-        if not 0 < self.master_port < 65536:
-            raise UserError(f"--master-port {self.master_port} is not a TCP port", "use 1024-65535")
 
     @property
     def launches_processes(self) -> bool:

@@ -3,13 +3,25 @@
 A train command with ``--nproc-per-node N`` (or ``--nnodes M``) starts its worker processes through
 elastic launch, exactly as ``torchrun`` would; a command started by ``torchrun`` directly finds the
 launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK, ...) and runs as one worker. gloo on CPU, nccl on GPU.
+
+Fault tolerance is elastic launch's: ``--max-restarts N`` restarts the whole worker group when a worker
+dies, and the restarted workers find the run they belong to through a small job file (``DLBOX_JOB_FILE``,
+written by global rank 0) and resume from its newest checkpoint. Without a restart budget the launcher turns
+elastic's failure report into one line: which rank died and how, and the newest checkpoint to resume from.
 """
 
 from __future__ import annotations
 
+import gc
+import json
+import logging
 import os
+import signal
+import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,8 +53,10 @@ def launched_by_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def setup(device_spec: str) -> DistContext:
-    """Join the process group when started by the launcher; otherwise a single-process context."""
+def setup(device_spec: str, timeout_s: float | None = None) -> DistContext:
+    """Join the process group when started by the launcher; otherwise a single-process context.
+
+    ``timeout_s``: how long a collective waits for a peer (one that hangs rather than dies)."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -50,13 +64,32 @@ def setup(device_spec: str) -> DistContext:
     device = resolve_device(device_spec, local_rank)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+        timeout = timedelta(seconds=timeout_s) if timeout_s else None
+        dist.init_process_group(backend=backend, timeout=timeout, device_id=device if device.type == "cuda" else None)
     return DistContext(rank, local_rank, world, local_world, device)
 
 
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(clean: bool = True) -> None:
+    """Leave the process group so that no rank can crash at exit after a run that succeeded.
+
+    The abort seen at exit (one rank killed by SIGABRT, "terminate called without an active exception",
+    after every epoch had finished) comes from gloo objects that outlive destroy_process_group: DDP's reducer
+    sits in a reference cycle, so only the garbage collector frees it, and when that happens during
+    interpreter shutdown, the gloo work and process group it still holds are destroyed while their threads
+    need the GIL of a dying interpreter. So: a barrier first (every rank has left its last collective, none
+    exits while a peer still talks to it), then collect the cycles while the interpreter is whole, then
+    destroy the group. After a failure (``clean=False``) the peers may be gone or inside another collective:
+    no barrier, just let go."""
+    if not dist.is_initialized():
+        return
+    if clean:
+        try:
+            dist.barrier()
+        except Exception:  # a peer that failed at the very end: nothing left to wait for
+            pass
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def all_reduce_sums(sums: dict[str, float | torch.Tensor], ctx: DistContext) -> dict[str, float]:
@@ -75,12 +108,17 @@ def all_reduce_sums(sums: dict[str, float | torch.Tensor], ctx: DistContext) -> 
 
 def any_rank(flag: bool, ctx: DistContext) -> bool:
     """True when the flag is set on any rank (so all ranks stop at the same step)."""
+    return any_ranks([flag], ctx)[0]
+
+
+def any_ranks(flags: list[bool], ctx: DistContext) -> list[bool]:
+    """Each flag OR-ed over all ranks, in one collective (so every rank takes the same branch)."""
     if not ctx.distributed:
-        return flag
+        return list(flags)
     dev = ctx.device if ctx.device.type == "cuda" else torch.device("cpu")
-    t = torch.tensor([1 if flag else 0], device=dev)
+    t = torch.tensor([1 if f else 0 for f in flags], device=dev)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return [bool(v) for v in t.tolist()]
 
 
 def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
@@ -99,8 +137,34 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     return box[0]
 
 
+JOB_FILE = "DLBOX_JOB_FILE"  # env var: where global rank 0 notes the run directory of this job
+
+
+def restart_count() -> int:
+    """How often elastic launch has restarted this worker group (0 on the first attempt)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
+def note_run_dir(run_dir: str | Path) -> None:
+    """Global rank 0: tell a restarted group (and the launcher's failure report) which run this job is."""
+    path = os.environ.get(JOB_FILE)
+    if path:
+        from dlbox.engine.fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps({"run_dir": str(Path(run_dir).resolve())}))
+
+
+def noted_run_dir() -> Path | None:
+    path = os.environ.get(JOB_FILE)
+    try:
+        return Path(json.loads(Path(path).read_text())["run_dir"]) if path else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _torchrun_argv(cfg: EngineConfig) -> list[str]:
-    argv = ["--nproc-per-node", str(cfg.nproc_per_node), "--max-restarts", "0"]
+    argv = ["--nproc-per-node", str(cfg.nproc_per_node), "--max-restarts", str(cfg.max_restarts),
+            "--monitor-interval", "0.5"]  # fmt: skip
     if cfg.nnodes == 1:
         # torchrun --standalone: a private rendezvous on a free loopback port.
         argv += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", str(uuid.uuid4())]
@@ -110,6 +174,71 @@ def _torchrun_argv(cfg: EngineConfig) -> list[str]:
             "--master-addr", cfg.master_addr, "--master-port", str(cfg.master_port),
         ]  # fmt: skip
     return argv
+
+
+class JobFailed(UserError):
+    """A worker died (signal or exit code) and no restart was left; the newest checkpoint can be resumed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None, run_dir: str | None):
+        super().__init__(message, hint)
+        self.run_dir = run_dir
+
+
+def _how(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def _newest_checkpoint(run_dir: Path | None) -> str:
+    from dlbox.engine import checkpoint
+
+    if run_dir is None:
+        return "no checkpoint was written"
+    for path in (run_dir / "checkpoints" / "last.pt", checkpoint.previous_of(run_dir / "checkpoints" / "last.pt")):
+        if path.is_file():
+            try:
+                st = checkpoint.load(path)
+            except UserError:
+                continue
+            where = (f"epoch {st['epoch'] + 1} at step {st['global_step']}, mid-epoch" if st["batch_in_epoch"]
+                     else f"end of epoch {st['epoch']}, step {st['global_step']}")  # fmt: skip
+            return f"newest checkpoint {path} ({where})"
+    return f"no checkpoint in {run_dir} yet"
+
+
+def failure_report(e: Exception, cfg: EngineConfig, run_dir: Path | None) -> JobFailed:
+    """elastic's ChildFailedError as one line: which rank died and how, and what there is to resume."""
+    failures = getattr(e, "failures", None) or {}
+    if failures:
+        # A signal (the cause) before the exit codes of peers that lost their connection to it.
+        rank, f = min(failures.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp, kv[0]))
+        who = f"rank {rank} (pid {f.pid}) {_how(f.exitcode)}"
+        detail = ""
+        if f.exitcode > 0 and isinstance(f.error_file_data, dict):
+            msg = str(f.error_file_data.get("message", {}).get("message", "") if isinstance(
+                f.error_file_data.get("message"), dict) else f.error_file_data.get("message", ""))  # fmt: skip
+            if msg:
+                detail = f" ({msg.strip().splitlines()[-1][:160]})"
+        tries = f" after {cfg.max_restarts} restart(s)" if cfg.max_restarts else ""
+        if "timed out" in detail.lower():  # this rank is the one that waited, not the one that hung
+            who = f"a peer of rank {rank} stopped answering for {cfg.dist_timeout:g} s (--dist-timeout)"
+        head = f"distributed run failed{tries}: {who}{detail}"
+    else:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        head = f"distributed run failed ({type(e).__name__}: {first[:200]})"
+    ckpt = _newest_checkpoint(run_dir)
+    if run_dir is not None and "epoch" in ckpt:
+        hint = "continue with the same command and --resume RUN_DIR (printed below), or add --max-restarts N"
+    else:
+        hint = ("see the worker output above; for several nodes check --master-addr/--master-port and that "
+                "every node was started with the same --nnodes")  # fmt: skip
+    return JobFailed(f"{head}; {ckpt}", hint, str(run_dir) if run_dir is not None and "epoch" in ckpt else None)
 
 
 def launch(cfg: EngineConfig, fn, *args) -> dict[int, Any]:
@@ -124,16 +253,35 @@ def launch(cfg: EngineConfig, fn, *args) -> dict[int, Any]:
     threads = getattr(cfg, "threads", None) or max(1, physical_cores() // cfg.nproc_per_node)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     launch_cfg, _, _ = config_from_args(parse_args([*_torchrun_argv(cfg), "dlbox-worker"]))
+    # elastic shares one TCP store across restart rounds without a per-round key prefix, so a restarted
+    # group reads its predecessors' addresses and gloo fails to connect ("Connection refused"). Without
+    # sharing, each round's rank 0 hosts a fresh store.
+    os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    # A worker killed by a signal leaves its semaphores to multiprocessing's tracker, which warns about them
+    # at exit: noise after the one line that says what happened.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
+    job_dir = tempfile.mkdtemp(prefix="dlbox-job-")
+    old = os.environ.get(JOB_FILE)
+    os.environ[JOB_FILE] = os.path.join(job_dir, "job.json")
+    # elastic's own log (a traceback per failed worker, restarts, SIGTERMs) would bury the one line below.
+    quiet = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.multiprocessing.spawn")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
     try:
         return elastic_launch(launch_cfg, entrypoint=fn)(*args)
     except Exception as e:  # ChildFailedError and rendezvous errors carry a long report; keep one line
-        name = type(e).__name__
-        first = str(e).strip().splitlines()[0] if str(e).strip() else name
-        raise UserError(
-            f"distributed run failed ({name}: {first[:200]})",
-            "see the worker output above; for several nodes check --master-addr/--master-port and that "
-            "every node was started with the same --nnodes",
-        ) from None
+        raise failure_report(e, cfg, noted_run_dir()) from None
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+        if old is None:
+            os.environ.pop(JOB_FILE, None)
+        else:
+            os.environ[JOB_FILE] = old
+        import shutil
+
+        shutil.rmtree(job_dir, ignore_errors=True)
 
 
 def _worker_entry(fn, *args):
@@ -153,14 +301,16 @@ def run(cfg: EngineConfig, fn, *args) -> Any:
     (None on a node that does not hold rank 0)."""
     if not cfg.launches_processes or launched_by_torchrun():
         return fn(*args)
+    from dlbox.engine.fileio import WriteError
     from dlbox.engine.signals import Interrupted
     from dlbox.errors import CheckpointError
 
+    kinds = {"CheckpointError": CheckpointError, "WriteError": WriteError}
     results = launch(cfg, _worker_entry, fn, *args)
     for value in results.values():
         if isinstance(value, dict) and "__dlbox_error__" in value:
             kind, message, hint = value["__dlbox_error__"]
-            raise (CheckpointError if kind == "CheckpointError" else UserError)(message, hint)
+            raise kinds.get(kind, UserError)(message, hint)
         if isinstance(value, dict) and "__dlbox_interrupted__" in value:
             raise Interrupted(*value["__dlbox_interrupted__"])
     return results.get(0)

@@ -11,18 +11,34 @@ from typing import Any
 from dlbox.engine.fileio import atomic_write_text
 
 
+def summary_writer(log_dir: str | Path, purge_step: int | None = None):
+    """torch's TensorBoard SummaryWriter without TensorFlow.
+
+    tensorboard imports all of TensorFlow (seconds per process, and its log noise) when TF is installed,
+    just to write event files; its own stub does that as well. The ``tensorboard.compat.notf`` marker module
+    makes it take the stub."""
+    import sys
+    import types
+
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
 class MetricsLogger:
     """Writes metrics.jsonl and TensorBoard events in the run directory. Only rank 0 creates one."""
 
     def __init__(self, run_dir: str | Path, resume_step: int | None = None):
-        from torch.utils.tensorboard import SummaryWriter
+        import threading
 
+        self._lock = threading.Lock()
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
         if resume_step is not None:
             self._drop_after(resume_step)
         # purge_step hides events an interrupted run wrote after the checkpoint it resumes from.
-        self.tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=resume_step)
+        self.tb = summary_writer(self.run_dir / "tensorboard", purge_step=resume_step)
 
     def _drop_after(self, step: int) -> None:
         if not self.path.exists():
@@ -31,17 +47,19 @@ class MetricsLogger:
         atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append one record; numeric values also go to TensorBoard at ``record['step']``."""
+        """Append one record; numeric values also go to TensorBoard at ``record['step']``. Thread-safe: the
+        system monitor logs from its own thread."""
         record = {"time": round(time.time(), 3), **record}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        step = int(record.get("step", 0))
-        for key, value in record.items():
-            if key in ("time", "step") or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            if math.isfinite(value):
-                self.tb.add_scalar(key, value, step)
-        self.tb.flush()
+        with self._lock:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            step = int(record.get("step", 0))
+            for key, value in record.items():
+                if key in ("time", "step") or not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                if math.isfinite(value):
+                    self.tb.add_scalar(key, value, step)
+            self.tb.flush()
 
     def scalar(self, key: str, value: float, step: int) -> None:
         self.tb.add_scalar(key, value, step)
@@ -50,5 +68,7 @@ class MetricsLogger:
         self.tb.close()
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+def read_jsonl(path: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """One kind of record: None, the epoch records (the default); "system", the monitor's samples."""
+    records = [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+    return [r for r in records if r.get("kind") == kind]

@@ -24,6 +24,7 @@ from dlbox.engine import checkpoint, distributed
 from dlbox.engine.config import EngineConfig
 from dlbox.engine.device import autocast, grad_scaler, set_deterministic, set_threads
 from dlbox.engine.distributed import DistContext
+from dlbox.engine.fileio import WriteError
 from dlbox.engine.metrics import MetricsLogger
 from dlbox.engine.progress import bar, log
 from dlbox.engine.seed import rng_state, seed_everything, set_rng_state
@@ -131,6 +132,18 @@ def new_run_dir(cfg: EngineConfig, task_name: str) -> Path:
     return path
 
 
+def _close(monitor, logger) -> None:
+    if monitor is not None:
+        monitor.stop()  # its last sample goes through the logger
+    if logger is not None:
+        logger.close()
+
+
+def _floats(sums: dict[str, Any]) -> dict[str, float]:
+    """Sums as Python floats (one host read for all of them)."""
+    return {k: float(v) for k, v in sums.items()}
+
+
 def _average(sums: dict[str, float]) -> dict[str, float]:
     n = sums.get("count", 0.0)
     return {k: (v / n if n else math.nan) for k, v in sums.items() if k != "count"}
@@ -147,11 +160,46 @@ def fit(task: Task, cfg: EngineConfig, extra_state: dict[str, Any] | None = None
 
     Raises ``Interrupted`` after saving ``last.pt`` when SIGINT/SIGTERM arrives.
     """
-    ctx = distributed.setup(cfg.device)
+    ctx = distributed.setup(cfg.device, cfg.dist_timeout)
     try:
-        return _fit(task, cfg, ctx, extra_state or {})
-    finally:
-        distributed.teardown()
+        result = _fit(task, cfg, ctx, extra_state or {})
+    except BaseException:
+        distributed.teardown(clean=False)
+        raise
+    distributed.teardown(clean=True)
+    return result
+
+
+def _restart_checkpoint(cfg: EngineConfig, ctx: DistContext) -> str | None:
+    """After elastic launch restarted the worker group: the newest checkpoint of this job's run, so the new
+    group continues it in the same run directory (rank 0 decides, every rank follows)."""
+    if distributed.restart_count() == 0:
+        return None
+    found = None
+    if ctx.is_main:
+        run_dir = distributed.noted_run_dir()
+        if run_dir is not None:
+            last = run_dir / "checkpoints" / "last.pt"
+            prev = checkpoint.previous_of(last)  # a kill between the two renames of a save leaves only this one
+            found = str(last if last.is_file() else prev if prev.is_file() else run_dir)
+    return distributed.broadcast_object(found, ctx)
+
+
+def _save(state: dict[str, Any], ckpt_dir: Path, ctx: DistContext, best: bool = False) -> None:
+    """Rank 0 writes last.pt (the one it replaces kept as last.prev.pt) and maybe best.pt; a failed write
+    (disk full, read-only) stops every rank with the same one-line error, the previous last.pt intact.
+    Every rank calls it (``state`` came from a collective: the RNG states of all ranks)."""
+    error = None
+    if ctx.is_main:
+        try:
+            checkpoint.save(state, ckpt_dir / "last.pt", keep_previous=True)
+            if best:
+                checkpoint.save(state, ckpt_dir / "best.pt")
+        except WriteError as e:
+            error = (e.message, e.hint)
+    error = distributed.broadcast_object(error, ctx)
+    if error is not None:
+        raise WriteError(*error)
 
 
 def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str, Any]) -> FitResult | None:
@@ -162,13 +210,18 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
 
     # --- resume or new run directory --------------------------------------------------------------------
     resumed: dict[str, Any] | None = None
-    if cfg.resume:
-        ckpt_path = checkpoint.resolve(cfg.resume)
+    restart_from = _restart_checkpoint(cfg, ctx)
+    if restart_from is not None and Path(restart_from).is_dir():
+        run_dir = restart_from  # restarted before the first checkpoint: start again, in the same run directory
+    elif restart_from is not None or cfg.resume:
+        ckpt_path = checkpoint.resolve(restart_from or cfg.resume)
         resumed = checkpoint.load(ckpt_path)
         run_dir = checkpoint.run_dir_of(ckpt_path)
     else:
         run_dir = distributed.broadcast_object(new_run_dir(cfg, task.name) if ctx.is_main else None, ctx)
     run_dir = Path(run_dir)
+    if ctx.is_main:
+        distributed.note_run_dir(run_dir)
     ckpt_dir = run_dir / "checkpoints"
 
     # --- model, data, optimisation -------------------------------------------------------------------------
@@ -212,6 +265,8 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
         scaler.load_state_dict(resumed["scaler"])
         start_epoch, start_batch = resumed["epoch"], resumed["batch_in_epoch"]
         global_step, best, partial = resumed["global_step"], resumed["best"], resumed.get("partial", {})
+        if isinstance(partial, list):  # one dict of the epoch's partial sums per rank
+            partial = partial[ctx.rank] if len(partial) == ctx.world_size else {}
         if hasattr(task, "load_state_dict") and resumed.get("task_state") is not None:
             task.load_state_dict(resumed["task_state"])
         rngs = resumed["rng"]
@@ -224,15 +279,25 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             find_unused_parameters=getattr(task, "find_unused_parameters", False),
         )  # fmt: skip
 
-    logger = None
+    logger, monitor = None, None
     if ctx.is_main:
         save_yaml(to_dict(cfg), run_dir / "config.yaml")
         logger = MetricsLogger(run_dir, resume_step=global_step if resumed is not None else None)
+        if cfg.monitor_interval > 0:
+            from dlbox.engine.monitor import Monitor
+
+            # CPU/RAM (and GPUs through NVML) every few seconds; the lambda reads global_step when a sample is
+            # taken, so the system scalars line up with the losses in TensorBoard.
+            monitor = Monitor(lambda r: logger.log({"step": global_step, "kind": "system", **r}),
+                              cfg.monitor_interval, gpus=ctx.device.type == "cuda").start()  # fmt: skip
         what = f"resuming {run_dir} at epoch {start_epoch + 1}" if resumed else f"run {run_dir}"
+        if restart_from is not None:
+            what = f"restart {distributed.restart_count()}: {what}"
         log(f"{task.name}: {what} on {ctx.device} x{ctx.world_size}, {cfg.precision}, {cfg.epochs} epochs")
 
     def make_state(epoch: int, batch_in_epoch: int, sums: dict[str, float]) -> dict[str, Any]:
         rngs = distributed.gather_objects(rng_state(), ctx)
+        sums = distributed.gather_objects(sums, ctx) if ctx.distributed else sums  # each rank's own sums
         return {
             "dlbox": __version__, "task": task.name, "model": unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
@@ -243,6 +308,10 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
 
     # --- the loop --------------------------------------------------------------------------------------
     t_start, images_seen, last_metrics = time.perf_counter(), 0, {}
+    t_saved = time.monotonic()
+    # A collective per step to agree on a stop or a timed save; on CUDA every 8th step only (each one waits
+    # for the device). Step-count saves need no agreement: every rank counts the same steps.
+    agree_every = 8 if ctx.device.type == "cuda" else 1
     with GracefulStop() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             sampler.set_epoch(epoch)
@@ -267,26 +336,37 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                 if hasattr(task, "on_step_end"):
                     task.on_step_end(unwrap(model))
                 global_step += 1
+                # Sums stay tensors on the device (no host read per step); read at log time.
                 for k, v in step_sums.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + (v.detach().double() if isinstance(v, torch.Tensor) else float(v))
                 n = int(step_sums["count"])
                 n_epoch += n
                 if pbar.disable is False:
-                    rate = n_epoch * ctx.world_size / max(time.perf_counter() - t_epoch, 1e-9)
-                    shown = {"loss": f"{float(loss):.4f}"}
-                    shown.update({k: f"{v / sums['count']:.3f}" for k, v in sums.items() if k not in ("count", "loss")})
-                    pbar.set_postfix(**shown, img_s=f"{rate:.0f}", refresh=False)
+                    if pbar.n % 10 == 0:  # the bar's figures are read from the device every 10th step
+                        rate = n_epoch * ctx.world_size / max(time.perf_counter() - t_epoch, 1e-9)
+                        shown = {"loss": f"{float(loss):.4f}"}
+                        shown.update({k: f"{float(v) / float(sums['count']):.3f}" for k, v in sums.items()
+                                      if k not in ("count", "loss")})  # fmt: skip
+                        pbar.set_postfix(**shown, img_s=f"{rate:.0f}", refresh=False)
                     pbar.update(1)
-                if distributed.any_rank(stop.requested, ctx):
+                last_step = i + 1 == len(train_loader) + (start_batch if epoch == start_epoch else 0)
+                timed = cfg.save_every_minutes is not None and time.monotonic() - t_saved >= 60 * cfg.save_every_minutes
+                stop_now, timed_save = stop.requested, timed
+                if ctx.distributed and (global_step % agree_every == 0 or last_step):  # the same steps on every rank
+                    stop_now, timed_save = distributed.any_ranks([stop.requested, timed and ctx.is_main], ctx)
+                if stop_now:
                     pbar.close()
-                    state = make_state(epoch, i + 1, sums)
+                    _save(make_state(epoch, i + 1, _floats(sums)), ckpt_dir, ctx)
                     if ctx.is_main:
-                        checkpoint.save(state, ckpt_dir / "last.pt", keep_previous=True)
-                        logger.close()
+                        _close(monitor, logger)
                     raise Interrupted(str(run_dir), epoch, global_step, stop.signum or 2)
+                counted = cfg.save_every is not None and global_step % cfg.save_every == 0
+                if (counted or timed_save) and not last_step:  # the epoch's end saves anyway
+                    _save(make_state(epoch, i + 1, _floats(sums)), ckpt_dir, ctx)
+                    t_saved = time.monotonic()
             pbar.close()
             epoch_time = time.perf_counter() - t_epoch
-            train = _average(distributed.all_reduce_sums(sums, ctx))
+            train = _average(distributed.all_reduce_sums(_floats(sums), ctx))
             epoch_images = distributed.all_reduce_sums({"n": n_epoch}, ctx)["n"]
             images_seen += epoch_images
             record: dict[str, Any] = {"epoch": epoch + 1, "step": global_step}
@@ -306,20 +386,17 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             improved = _better(value, best["value"], mode) if task.best_metric in record else True
             if improved:
                 best = {"metric": task.best_metric, "value": value if task.best_metric in record else None, "epoch": epoch + 1}
-            state = make_state(epoch + 1, 0, {})
+            _save(make_state(epoch + 1, 0, {}), ckpt_dir, ctx, best=improved)
+            t_saved = time.monotonic()
             if ctx.is_main:
                 logger.log(record)
-                checkpoint.save(state, ckpt_dir / "last.pt", keep_previous=True)
-                if improved:
-                    checkpoint.save(state, ckpt_dir / "best.pt")
                 shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
                 log(f"epoch {epoch + 1}/{cfg.epochs}  {shown}")
 
     seconds = time.perf_counter() - t_start
     digest = state_digest(unwrap(model))
     digests = distributed.gather_objects(digest, ctx)
-    if logger is not None:
-        logger.close()
+    _close(monitor, logger)
     if not ctx.is_main:
         return None
     return FitResult(
@@ -340,6 +417,6 @@ def evaluate(task: Task, model: nn.Module, loader: DataLoader, ctx: DistContext,
         with autocast(ctx.device, cfg.precision):
             step_sums = task.eval_step(model, batch)
         for k, v in step_sums.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
+            sums[k] = sums.get(k, 0.0) + (v.detach().double() if isinstance(v, torch.Tensor) else float(v))
     model.train(was_training)
-    return _average(distributed.all_reduce_sums(sums, ctx))
+    return _average(distributed.all_reduce_sums(_floats(sums), ctx))

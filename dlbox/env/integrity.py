@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,8 +27,11 @@ from dlbox.engine.trainer import fit
 from dlbox.env.config import IntegrityConfig  # noqa: F401  (re-exported)
 from dlbox.env.lenet import LeNet5
 
-FRAMEWORKS = ("torch", "keras", "tensorflow")
+FRAMEWORKS = ("torch", "keras", "tensorflow", "caffe")
 INSTALL_HINT = {"keras": "pip install keras", "tensorflow": "pip install tensorflow"}
+# The Keras/TensorFlow child: importing TensorFlow alone takes several seconds on 2 cores; a hung child fails its row.
+CHILD_TIMEOUT_S = 600
+_TF_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl|To enable the following instructions)")
 
 
 
@@ -87,6 +91,7 @@ def torch_worker(cfg: IntegrityConfig) -> dict[str, Any] | None:
         "processes": result.world_size,
         "run_dir": result.run_dir,
         "identical_weights": result.identical_weights,
+        "weights_digest": result.weights_digest,
     }
 
 
@@ -100,15 +105,23 @@ def run_keras(cfg: IntegrityConfig, backend: str) -> dict[str, Any]:
     needed = "keras" if backend == "torch" else "tensorflow"
     if importlib.util.find_spec(needed) is None:
         return skipped(framework, f"{needed} is not installed", INSTALL_HINT[needed])
+    # KERAS_BACKEND is set explicitly: with TensorFlow installed too, the Keras row still runs on torch.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     payload = json.dumps({"data": cfg.data, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
                           "lr": cfg.lr, "seed": cfg.seed, "threads": cfg.threads})  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlbox.env.keras_run", payload], env=env, capture_output=True, text=True
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlbox.env.keras_run", payload], env=env, capture_output=True, text=True,
+            timeout=CHILD_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"framework": framework, "status": "failed", "reason": f"no result within {CHILD_TIMEOUT_S} s",
+                "accuracy": None, "seconds": None, "images_per_sec": None, "processes": 1}  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        # The last line that is not one of TensorFlow's C++ log lines (absl prints some before any setting applies)
+        errs = [ln for ln in proc.stderr.strip().splitlines() if not _TF_LOG.match(ln)]
+        tail = (errs or ["no output"])[-1]
         return {"framework": framework, "status": "failed", "reason": tail[:300], "accuracy": None,
                 "seconds": None, "images_per_sec": None, "processes": 1}  # fmt: skip
     return {"framework": framework, "status": "ok", **json.loads(lines[-1]), "processes": 1}
@@ -138,6 +151,10 @@ def run_integrity(cfg: IntegrityConfig) -> dict[str, Any] | None:
         results.append(run_keras(cfg, "torch"))
     if "tensorflow" in chosen:
         results.append(run_keras(cfg, "tensorflow"))
+    if "caffe" in chosen:  # dlbox's Caffe importer and solver, not BVLC Caffe
+        from dlbox.tasks.caffe.integrity import run_caffe
+
+        results.append(run_caffe(cfg))
     return {"results": results, "identical_weights": identical}
 
 
@@ -148,6 +165,8 @@ def render(report: dict[str, Any]) -> str:
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}"
         if r.get("hint"):
             status += f" ({r['hint']})"
+        if r.get("note"):
+            status += f" ({r['note']})"
         rows.append((r["framework"], status, acc, _fmt(r.get("seconds")), _fmt(r.get("images_per_sec")),
                      _fmt(r.get("processes"))))  # fmt: skip
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]

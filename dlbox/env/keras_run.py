@@ -24,12 +24,24 @@ def main(payload: str) -> None:
     # (N, 1, 28, 28) -> Keras' channels-last (N, 28, 28, 1)
     x_train, y_train = train.tensors[0].permute(0, 2, 3, 1).numpy(), train.tensors[1].numpy()
     x_test, y_test = test.tensors[0].permute(0, 2, 3, 1).numpy(), test.tensors[1].numpy()
+    if os.environ.get("KERAS_BACKEND") == "torch":
+        # The Keras row is Keras on torch alone: keras.utils.set_random_seed would import all of TensorFlow (seconds)
+        # just to seed it whenever TF is installed. None in sys.modules makes `import tensorflow` fail at once.
+        sys.modules.setdefault("tensorflow", None)
     try:
         import keras
     except ImportError:  # TensorFlow without Keras 3: its bundled tf.keras
         import tensorflow as tf
 
         keras = tf.keras
+    tf_version = None
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+        if cfg.get("threads"):  # --threads, as for the PyTorch row
+            tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
+            tf.config.threading.set_inter_op_parallelism_threads(cfg["threads"])
     keras.utils.set_random_seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     model = keras_lenet5(keras)
@@ -47,7 +59,8 @@ def main(payload: str) -> None:
     print(json.dumps({
         "accuracy": float(accuracy), "seconds": round(seconds, 3),
         "images_per_sec": round(len(y_train) * cfg["epochs"] / train_seconds, 1),
-        "backend": backend, "version": keras.__version__,
+        "backend": backend, "version": keras.__version__, "tensorflow_version": tf_version,
+        "tensorflow_loaded": sys.modules.get("tensorflow") is not None,
     }))  # fmt: skip
 
 

@@ -49,6 +49,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from dlbox.hub.convert.slim import convert_to_file
+
+    r = convert_to_file(args.source, args.out)
+    emit(args, r, lambda r: f"wrote {r['file']}: {r['model_name']} ({r['family']}), {r['num_classes']} classes"
+         f"{' (background class dropped)' if r['background_dropped'] else ''}, {r['params'] / 1e6:.2f} M parameters")
+    return 0
+
+
 def register(sub) -> None:
     group = command(sub, "hub", "datasets and pretrained models: catalog, mirrored checksummed downloads, S3 sync",
                     "dlbox hub list --task classify",
@@ -106,3 +115,15 @@ def register(sub) -> None:
     p.add_argument("dst", metavar="DST", help="a directory or s3://bucket/prefix")
     p.add_argument("--dry-run", action="store_true", help="only say what would be copied")
     p.set_defaults(func=cmd_sync)
+
+    p = command(hsub, "convert", "a TF-Slim checkpoint (hub entry or path) -> PyTorch weights in safetensors",
+                "dlbox hub convert slim-inception_v1 --out googlenet-slim.safetensors",
+                description="Convert a TF-Slim checkpoint once: a catalog entry (downloaded and extracted when\n"
+                "needed) or a checkpoint path (V2 prefix/.index, or a V1 .ckpt), read without TensorFlow.\n"
+                "The file has torchvision's keys (googlenet, resnet50/101/152) or dlbox's MobileNetV1's,\n"
+                "ImageNet's 1000 classes (a 1001st background output is dropped), and the facts dlbox\n"
+                "needs to rebuild TF's padding and strides: `--weights FILE` uses them.")  # fmt: skip
+    add_json(p)
+    p.add_argument("source", metavar="NAME|PATH", help="slim-NAME from `dlbox hub list`, or a checkpoint path")
+    p.add_argument("--out", required=True, metavar="FILE", help="the .safetensors file to write")
+    p.set_defaults(func=cmd_convert)

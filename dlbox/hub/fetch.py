@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbox import __version__
+from dlbox.engine.fileio import write_all
 from dlbox.errors import UserError
 from dlbox.hub import cache, storage
 from dlbox.hub.catalog import Entry, HubFile
@@ -151,9 +152,9 @@ def _pull_http(url: str, part: Path, expected: int | None, settings: HubSettings
                     got = 0
                     # read1: whatever has arrived, so a stall or cut keeps every byte received for the resume
                     read = getattr(r.raw, "read1", r.raw.read)
-                    with open(part, mode) as fh:
+                    with open(part, mode, buffering=0) as fh:
                         while chunk := read(CHUNK, decode_content=False):
-                            fh.write(chunk)
+                            _write(fh, chunk, part)
                             got += len(chunk)
                             progress(len(chunk))
                     if want is not None and got < want:
@@ -174,6 +175,11 @@ def _pull_http(url: str, part: Path, expected: int | None, settings: HubSettings
             if attempt < settings.retries:
                 _backoff(settings, attempt, progress)
     raise SourceFailed(f"{last} (after {settings.retries + 1} attempts)")
+
+
+def _write(fh, chunk: bytes, part: Path) -> None:
+    # A full disk or a read-only cache is one line, not a retry of the download.
+    write_all(fh, chunk, part, "the bytes downloaded so far are kept: the same command resumes")
 
 
 def _short(e: Exception, default: str) -> str:
@@ -215,9 +221,9 @@ def _pull_s3(url: str, part: Path, expected: int | None, settings: HubSettings, 
             mode = "ab" if have and resp.get("ContentRange") else "wb"
             if mode == "wb" and have:
                 progress(-have)
-            with open(part, mode) as fh:
+            with open(part, mode, buffering=0) as fh:
                 for chunk in resp["Body"].iter_chunks(CHUNK):
-                    fh.write(chunk)
+                    _write(fh, chunk, part)
                     progress(len(chunk))
             return
         except (NotFound, SourceFailed, Stopped):
@@ -243,10 +249,10 @@ def _pull_local(path: str, part: Path, expected: int | None, progress: Progress)
         part.unlink()
         progress(-have)
         have = 0
-    with open(src, "rb") as fi, open(part, "ab" if have else "wb") as fo:
+    with open(src, "rb") as fi, open(part, "ab" if have else "wb", buffering=0) as fo:
         fi.seek(have)
         while chunk := fi.read(CHUNK):
-            fo.write(chunk)
+            _write(fo, chunk, part)
             progress(len(chunk))
 
 

@@ -9,8 +9,9 @@ from dlbox.hub import catalog, fetch
 from dlbox.hub import settings as hub_settings
 from dlbox.hub.catalog import ModelEntry
 
-# Loaders dlbox knows of but cannot build a PyTorch model from yet (TensorFlow checkpoints).
-UNSUPPORTED_LOADERS = ("tf-slim",)
+# Loaders dlbox knows of but cannot build a PyTorch model from yet (none now: TF-Slim checkpoints go through
+# dlbox.hub.convert.slim, which refuses the architectures it does not convert by name).
+UNSUPPORTED_LOADERS: tuple[str, ...] = ()
 
 
 def resolve_weights(spec: str, extra: list[str | Path] | None = None) -> Path:
@@ -26,6 +27,10 @@ def resolve_weights(spec: str, extra: list[str | Path] | None = None) -> Path:
         raise UserError(f"hub:{entry.name} is a {entry.loader} checkpoint: turning it into a dlbox model is not "
                         "supported yet", "use torchvision weights (`dlbox hub list --task classify`), or "
                         f"`dlbox hub download {entry.name} --extract` to use it with TensorFlow")  # fmt: skip
+    if entry.loader == "tf-slim":  # an archive: the checkpoint inside it, extracted once
+        from dlbox.hub.convert.slim import hub_checkpoint
+
+        return hub_checkpoint(entry)
     f = entry.weights_file
     paths = fetch.ensure(entry, [f], hub_settings.load())
     return paths[f.name]

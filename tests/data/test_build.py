@@ -147,3 +147,29 @@ def test_out_inside_the_class_folders_is_refused(shapes, tmp_path, capsys):
 def test_val_dir_and_val_split_together_are_refused(shapes, tmp_path, capsys):
     res = run_main(capsys, "data", "build", shapes, "--val-dir", shapes, "--val-split", "0.2", "--out", tmp_path / "o")
     assert_user_error(res, "not both")
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_earlier_dataset_whole(shapes, tmp_path, small_disk, capsys, monkeypatch):
+    """Shards that do not fit: one line naming the file and the free space, and no half-written file left
+    (each file is written to a temporary name and renamed)."""
+    disk = small_disk("300k")
+    if disk is None:  # no tmpfs here: the same OSError, raised inside the shard write
+        import errno
+
+        disk = tmp_path
+        real = tarfile.TarFile.addfile
+
+        def full(self, *a, **k):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(tarfile.TarFile, "addfile", full)
+    else:
+        real = None
+    res = run_main(capsys, "data", "build", str(shapes), "--out", str(disk / "ds"), "--shards", "--shard-size", "16")
+    if real is not None:
+        monkeypatch.setattr(tarfile.TarFile, "addfile", real)
+    assert res.returncode == 1, res.stderr  # not bad input (2): the machine's disk
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: ") and "No space left on device" in line
+    assert "cannot write" in line and str(disk / "ds") in line and "free there" in line, line
+    assert not [p for p in (disk / "ds").rglob("*") if p.name.endswith(".tmp")]

@@ -20,20 +20,41 @@ def test_round_trip(tmp_path):
 
 
 def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    import errno
+
+    from dlbox.engine.fileio import WriteError
+
     path = tmp_path / "last.pt"
     checkpoint.save(_state(1.0), path)
 
-    def broken_save(obj, f):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
-        raise OSError("disk full")
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(WriteError) as e:
         checkpoint.save(_state(2.0), path)
     monkeypatch.undo()
+    msg = str(e.value)
+    assert str(path) in msg and "No space left on device" in msg and "free there" in msg and "\n" not in msg
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_a_real_full_disk_is_one_line_too(tmp_path, monkeypatch):
+    """/dev/full fails every write with ENOSPC: the path through torch's zip writer, not a mock of it."""
+    import builtins
+
+    from dlbox.engine.fileio import WriteError
+
+    real_open = builtins.open
+
+    def open_full(file, mode="r", *a, **k):
+        return real_open("/dev/full", mode, *a, **k) if "w" in mode and str(file).endswith(".tmp") else real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", open_full)
+    with pytest.raises(WriteError, match="No space left on device"):
+        checkpoint.save(_state(2.0), tmp_path / "last.pt")
 
 
 def test_keep_previous_moves_the_replaced_file_aside(tmp_path):

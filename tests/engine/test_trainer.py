@@ -51,6 +51,7 @@ def test_tensorboard_event_accumulator_reads_loss_and_accuracy(full_run):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert "train/loss" in tags and "val/accuracy" in tags
+    assert {"system/cpu_percent", "system/ram_gb"} <= set(tags)  # the monitor's samples of this machine
     losses = [e.value for e in acc.Scalars("train/loss")]
     assert len(losses) == 8 and losses[-1] < losses[0]
 
@@ -107,3 +108,94 @@ def test_truncated_last_checkpoint_is_reported_and_the_previous_one_kept(tmp_pat
 def test_a_foreign_file_is_refused_on_resume(tmp_path, cli):
     torch.save({"w": torch.ones(1)}, tmp_path / "x.pt")
     assert_user_error(cli("env", "test", "--resume", tmp_path / "x.pt"), "not a dlbox checkpoint")
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Write a filler file until ``leave`` bytes are free on ``disk``."""
+    import shutil
+
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, shutil.disk_usage(disk).free - leave))
+    return filler
+
+
+def test_a_full_disk_stops_training_with_one_line_and_resume_continues(small_disk, tmp_path, cli, monkeypatch, capsys):
+    """A run of 2 epochs extended to 8: the checkpoint of epoch 3 cannot be written. One line naming the file
+    and the free space, last.pt still holds epoch 2, and once there is room the run resumes and ends as the
+    same extension did without the failure."""
+    assert cli(*TRAIN, "--epochs", "2", "--runs-dir", tmp_path, "--name", "ref").returncode == 0
+    assert cli("env", "test", "--resume", tmp_path / "env-test" / "ref", "--epochs", "8").returncode == 0
+    small = small_disk("16m")
+    disk = small or tmp_path / "no-tmpfs"
+    assert cli(*TRAIN, "--epochs", "2", "--runs-dir", disk, "--name", "full-disk").returncode == 0
+    run = disk / "env-test" / "full-disk"
+    if small is not None:  # a real full disk
+        filler = _fill(disk, leave=64 * 1024)  # a LeNet-5 checkpoint with Adam's state is ~0.75 MB
+        res = cli("env", "test", "--resume", run, "--epochs", "8")
+    else:  # this machine allows no mount: the same OSError, raised at the write
+        import errno
+
+        def no_space(obj, f):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(torch, "save", no_space)
+        from tests.conftest import run_main
+
+        threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+        try:
+            res = run_main(capsys, "env", "test", "--resume", run, "--epochs", "8")
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(det)
+        monkeypatch.undo()
+        filler = None
+    assert res.returncode == 1, res.stderr[-2000:]
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert "Traceback" not in res.stderr
+    assert f"cannot write '{run / 'checkpoints' / 'last.pt'}'" in line and "No space left on device" in line, line
+    assert "free there" in line and "the previous file is intact" in line, line
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["epoch"] == 2
+    if filler is not None:
+        filler.unlink()
+    res = cli("env", "test", "--resume", run, "--epochs", "8", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    for key, value in _weights(tmp_path / "env-test" / "ref").items():
+        assert torch.equal(value, _weights(run)[key]), key
+
+
+def test_the_loop_reads_nothing_back_from_the_device_per_step(monkeypatch, tmp_path):
+    """Metric sums stay tensors between log points: the engine's own host reads (float(), .item(), ...) per
+    epoch do not grow with the number of steps. On a GPU each such read would wait for the device."""
+    from dlbox.engine.trainer import fit
+    from dlbox.env.config import IntegrityConfig
+    from dlbox.env.integrity import LeNetTask
+
+    calls = {"n": 0}
+
+    def counting(name):
+        real = getattr(torch.Tensor, name)
+
+        def wrapper(self, *a, **k):
+            if sys._getframe(1).f_code.co_filename.endswith("engine/trainer.py"):
+                calls["n"] += 1
+            return real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+
+    for name in ("__float__", "__int__", "__bool__", "item", "tolist", "cpu", "numpy"):
+        counting(name)
+
+    def reads(batch_size: int) -> int:
+        calls["n"] = 0
+        cfg = IntegrityConfig(epochs=1, batch_size=batch_size, runs_dir=str(tmp_path / str(batch_size)),
+                              threads=1, monitor_interval=0)  # fmt: skip
+        fit(LeNetTask(cfg), cfg)
+        return calls["n"]
+
+    threads = torch.get_num_threads()
+    try:
+        few, many = reads(256), reads(16)  # ~6 and ~90 steps
+    finally:
+        torch.set_num_threads(threads)
+    assert many == few, (few, many)

@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -270,12 +269,6 @@ def test_collect_never_opens_a_network_connection(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     assert doctor.collect()["verdict"]
-
-
-def test_collect_takes_under_two_seconds():
-    start = time.perf_counter()
-    doctor.collect()
-    assert time.perf_counter() - start < 2.0
 
 
 def test_render_ends_with_the_verdict_after_the_four_sections():

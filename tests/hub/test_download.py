@@ -281,3 +281,41 @@ def test_a_file_put_where_the_offline_error_says_is_verified_and_used(server, ex
     assert where.with_name("blob.bin.bad").exists()
     where.write_bytes(data)
     assert Path(download("testdata")["files"][0]["path"]) == where and server.requests == []
+
+
+def test_a_full_cache_disk_is_one_line_and_keeps_what_was_downloaded(server, extra_catalog, hub_home, small_disk, monkeypatch):
+    """The cache's disk fills up mid-file: one line naming the file and the free space (not three retries
+    and 'connection broken'), and the bytes already there stay for the resume."""
+    from dlbox.engine.fileio import WriteError
+
+    disk = small_disk("1m")
+    if disk is None:  # no tmpfs here: the disk fills after 600 KB, through the same write path
+        import dlbox.engine.fileio as fileio
+
+        real, written = fileio.write_all, [0]
+
+        def filling(fh, data, path, kept):
+            written[0] += len(data)
+            if written[0] > 600_000:
+                real(_Full(), data, path, kept)
+            real(fh, data, path, kept)
+
+        monkeypatch.setattr(fetch, "write_all", filling)
+        disk = hub_home
+    monkeypatch.setenv("DLBOX_HOME", str(disk))
+    (disk / "config.toml").write_text((hub_home / "config.toml").read_text())
+    _one_file_entry(extra_catalog, server, payload(3_000_000, seed=7))
+    with pytest.raises(WriteError) as e:
+        download("testdata")
+    msg = str(e.value)
+    assert "No space left on device" in msg and "free there" in msg and "the same command resumes" in msg, msg
+    part = cache.part_of(_cached("testdata", "blob.bin"))
+    assert str(part) in msg and part.stat().st_size > 0
+    assert len(server.hits("/upstream/blob.bin")) == 1  # not retried: a full disk is not a network error
+
+
+class _Full:
+    def write(self, data):
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")

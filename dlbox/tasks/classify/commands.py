@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit
+from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit, number
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from dlbox.tasks.classify.models import list_models, model_info
 
+    if args.source == "timm":
+        return cmd_timm_models(args)
     rows = [model_info(n).as_dict() for n in list_models()]
 
     def render(rows) -> str:
@@ -20,6 +22,27 @@ def cmd_models(args: argparse.Namespace) -> int:
             for r in rows
         ]
         return "\n".join([head, *body, "", "top-1/top-5: ImageNet-1k val accuracy (%) of torchvision's default weights"])
+
+    emit(args, rows, render)
+    return 0
+
+
+def cmd_timm_models(args: argparse.Namespace) -> int:
+    from dlbox.tasks.classify import timm_models
+
+    rows = timm_models.list_models(args.filter, args.results)
+
+    def render(rows) -> str:
+        def num(v, fmt):
+            return format(v, fmt) if v is not None else "-"
+
+        head = f"{'model':<56} {'params(M)':>9} {'size':>5} {'top-1':>7} {'top-5':>7}  mean/std"
+        body = [f"{r['name']:<56} {num(r['params_m'], '>9.2f'):>9} {num(r['img_size'], '>5'):>5} "
+                f"{num(r['top1'], '>7.2f'):>7} {num(r['top5'], '>7.2f'):>7}  {r['mean']}/{r['std']}" for r in rows]  # fmt: skip
+        notes = [] if args.results else [timm_models.NOTE]
+        if not args.filter:
+            notes.append("params: counted with --filter (e.g. --filter 'resnet*'), or read from --results")
+        return "\n".join([head, *body, "", *notes])
 
     emit(args, rows, render)
     return 0
@@ -58,7 +81,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from dlbox.tasks.classify.predict import predict, render_csv, render_table
 
-    results = predict(args.source, args.inputs, topk=args.topk, model_name=args.model, fast=args.fast)
+    source, inputs = args.source, list(args.inputs)
+    if args.weights:  # `predict --weights W IMAGE...`: every positional argument is an image
+        source, inputs = args.weights, [source, *inputs]
+    if not inputs:
+        from dlbox.errors import UserError
+
+        raise UserError("no images given", "dlbox classify predict SOURCE IMAGE... (or --weights W IMAGE...)")
+    results = predict(source, inputs, topk=args.topk, model_name=args.model, fast=args.fast)
     if args.csv:
         sys.stdout.write(render_csv(results) + "\n")
     else:
@@ -81,9 +111,13 @@ def register(sub) -> None:
                     "dlbox classify train --data data/digits --model googlenet --img-size 32")  # fmt: skip
     csub = group.add_subparsers(dest="classify_command", metavar="SUBCOMMAND", parser_class=type(group), required=True)
 
-    p = command(csub, "models", "torchvision classifiers with parameters, GFLOPs and ImageNet top-1/top-5",
-                "dlbox classify models --json")  # fmt: skip
+    p = command(csub, "models", "torchvision classifiers with parameters, GFLOPs and ImageNet top-1/top-5; "
+                "timm's with --source timm", "dlbox classify models --source timm --filter 'resnet*' --json")  # fmt: skip
     add_json(p)
+    p.add_argument("--source", choices=["torchvision", "timm"], default="torchvision",
+                   help="whose models (default: torchvision); timm's are used as --model timm:NAME")  # fmt: skip
+    p.add_argument("--filter", help="timm: a glob on the names, e.g. 'resnet*' (parameters are counted then)")
+    p.add_argument("--results", help="timm: its published results CSV (results-imagenet.csv) for top-1/top-5")
     p.set_defaults(func=cmd_models)
 
     p = command(csub, "train", "train from scratch or fine-tune on class folders or a built dataset",
@@ -107,8 +141,10 @@ def register(sub) -> None:
                 "dlbox classify predict runs/classify/demo 'photos/*.jpg' --topk 3")  # fmt: skip
     add_json(p)
     p.add_argument("source", help="a run directory, a checkpoint, an .onnx export, or weights/hub:NAME with --model")
-    p.add_argument("inputs", nargs="+", help="image files, folders or quoted globs")
-    p.add_argument("--topk", type=int, default=5, help="how many labels per image (default: 5)")
+    p.add_argument("inputs", nargs="*", help="image files, folders or quoted globs")
+    p.add_argument("--weights", metavar="W", help="weights to predict with (a TF checkpoint, hub:NAME, a file); then "
+                   "SOURCE is an image too: `predict --weights model.ckpt photo.jpg`")  # fmt: skip
+    p.add_argument("--topk", type=number(int, ge=1), default=5, help="how many labels per image (default: 5)")
     p.add_argument("--csv", action="store_true", help="print CSV (file, rank, label, prob)")
     p.add_argument("--model", help="the architecture, for plain weights (ImageNet names for 1000 classes)")
     p.add_argument("--fast", action="store_true",

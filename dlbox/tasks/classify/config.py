@@ -17,32 +17,29 @@ class ClassifyConfig(EngineConfig):
     weights: str = opt("none", "PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none (from scratch)")
     fine_tune: bool = opt(False, "re-initialise the classifier (and auxiliary) heads for the new classes")
     freeze_backbone: bool = opt(False, "train only the heads (frozen BatchNorm statistics stay frozen)")
-    unfreeze_after: int | None = opt(None, "with --freeze-backbone: unfreeze after this many epochs")
-    img_size: int | None = opt(None, "input size (default: the weights' size, else 224)")
+    unfreeze_after: int | None = opt(None, "with --freeze-backbone: unfreeze after this many epochs", ge=1)
+    img_size: int | None = opt(None, "input size in px (default: the weights' size; from scratch, the data's median image side "
+                                  "rounded up to a multiple of 32, from 32 to 224)", ge=16)
     augment: Literal["none", "light", "standard"] = opt("light", "augmentation preset")
-    val_split: float = opt(0.1, "validation fraction when the data has no val split")
+    val_split: float = opt(0.1, "validation fraction when the data has no val split", ge=0, lt=1)
     optimizer: Literal["adamw", "sgd"] = opt("adamw", "optimiser")
-    lr: float = opt(1e-3, "learning rate of the heads")
-    backbone_lr_mult: float = opt(0.1, "backbone lr = lr x this, when starting from weights")
-    weight_decay: float = opt(0.01, "weight decay")
-    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
-    label_smoothing: float = opt(0.0, "label smoothing")
-    ema: float | None = opt(None, "keep an exponential moving average of the weights with this decay (e.g. 0.999)")
-    bn_momentum: float | None = opt(None, "BatchNorm momentum (PyTorch convention; TF decay 0.999 = 0.001)")
+    lr: float = opt(1e-3, "learning rate of the heads", gt=0)
+    backbone_lr_mult: float = opt(0.1, "backbone lr = lr x this, when starting from weights", gt=0)
+    weight_decay: float = opt(0.01, "weight decay", ge=0)
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0)
+    label_smoothing: float = opt(0.0, "label smoothing", ge=0, lt=1)
+    ema: float | None = opt(None, "keep an exponential moving average of the weights with this decay (e.g. 0.999)", gt=0, lt=1)
+    bn_momentum: float | None = opt(None, "BatchNorm momentum (PyTorch convention; TF decay 0.999 = 0.001)", gt=0, le=1)
     recalibrate_bn: bool = opt(False, "recompute BatchNorm statistics over the training data before evaluation")
     fast: bool = opt(False, "use the path `dlbox bench --auto --model NAME` saved for this model and device: "
                      "sets --precision, --channels-last and --compile (when safe); kept by --resume")
     compile: bool = opt(False, "torch.compile the training forward (inductor; one process, not with --deterministic)")
-    epochs: int = opt(10, "epochs")
-    batch_size: int = opt(32, "batch size per process")
+    epochs: int = opt(10, "epochs", ge=1)
+    batch_size: int = opt(32, "batch size per process", ge=1)
 
     def validate(self) -> None:
         super().validate()
         if not self.data and not self.resume:
             raise UserError("--data is required", "pass class folders or a built dataset, e.g. --data data/digits")
-        if not 0 <= self.val_split < 1:
-            raise UserError(f"--val-split must be in [0, 1), got {self.val_split}")
         if self.unfreeze_after is not None and not self.freeze_backbone:
             raise UserError("--unfreeze-after needs --freeze-backbone")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise UserError(f"--ema must be in (0, 1), got {self.ema}", "e.g. --ema 0.999")

@@ -13,7 +13,7 @@ from torch import nn
 
 from dlbox.engine import checkpoint
 from dlbox.errors import UserError
-from dlbox.tasks.classify import models
+from dlbox.tasks.classify import models, timm_models
 
 
 @dataclass
@@ -54,8 +54,13 @@ def _from_checkpoint(path: Path, device: str = "cpu") -> Classifier:
             f"{str(path)!r} is a {state.get('task', 'unknown')} checkpoint, not a classifier",
             "pass a run of `dlbox classify train`",
         )
-    model = models.create(meta["model_name"], len(meta["classes"]))
     weights = meta.get("ema") or state["model"]  # EMA weights are the ones evaluated and exported
+    if meta.get("slim"):  # fine-tuned from a TF-Slim checkpoint: Slim's padding and strides again
+        from dlbox.hub.convert import slim
+
+        model = slim.create({**meta["slim"], "num_classes": len(meta["classes"])}, weights)
+    else:
+        model = models.create(meta["model_name"], len(meta["classes"]))
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
@@ -86,11 +91,12 @@ def _from_onnx(path: Path) -> Classifier:
 
 def _from_weights(spec: str, model_name: str) -> Classifier:
     """Plain weights (e.g. torchvision ImageNet files or hub:NAME): ImageNet class names when 1000 classes."""
-    model, _ = models.build(model_name, 1000, spec)
-    info = models.weights_transform_info(model_name)
+    info = models.weights_transform_info(model_name, spec)
+    model, _ = models.build(model_name, len(info.get("categories") or ()) or 1000, spec)
     model.eval()
     return Classifier(
-        classes=info["categories"], img_size=info["img_size"], mean=info["mean"], std=info["std"],
+        classes=info["categories"], img_size=info.get("img_size") or 224, mean=info.get("mean", models.IMAGENET_MEAN),
+        std=info.get("std", models.IMAGENET_STD),
         model_name=model_name, model=model, source=spec,
     )  # fmt: skip
 
@@ -98,7 +104,14 @@ def _from_weights(spec: str, model_name: str) -> Classifier:
 def load_classifier(source: str | Path, model_name: str | None = None, device: str = "cpu") -> Classifier:
     """A run directory (best.pt), a dlbox checkpoint, a .onnx file, or weights (+ ``model_name``)."""
     spec = str(source)
-    if spec.startswith("hub:") or (model_name and not spec.endswith(".onnx") and not Path(spec).is_dir()):
+    from dlbox.hub.convert import slim
+
+    if slim.handles(spec):  # a TF-Slim checkpoint (path or hub:NAME) or its conversion: no --model needed
+        return slim.classifier(spec, model_name)
+    hf_folder = Path(spec).is_dir() and (Path(spec) / timm_models.WEIGHTS_FILE).is_file()
+    if hf_folder and not model_name:
+        model_name = timm_models.model_name_of(Path(spec))  # timm weights in the Hugging Face layout
+    if spec.startswith("hub:") or hf_folder or (model_name and not spec.endswith(".onnx") and not Path(spec).is_dir()):
         if not model_name:
             raise UserError(f"{spec} holds plain weights", "add --model NAME (e.g. --model resnet50)")
         return _from_weights(spec, model_name)

@@ -16,6 +16,7 @@ from torch import nn
 
 from dlbox.engine.progress import log
 from dlbox.errors import UserError, close_matches
+from dlbox.tasks.classify import timm_models
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,6 +29,8 @@ def list_models() -> list[str]:
 
 
 def _check_name(name: str) -> None:
+    if timm_models.is_timm(name):
+        return timm_models.check_name(name)
     if name not in list_models():
         raise UserError(
             f"unknown model {name!r}",
@@ -50,6 +53,8 @@ class ModelInfo:
 
 
 def model_info(name: str) -> ModelInfo:
+    if timm_models.is_timm(name):
+        return ModelInfo(**timm_models.model_info(name))
     _check_name(name)
     weights_enum = torchvision.models.get_model_weights(name)
     w = weights_enum.DEFAULT if hasattr(weights_enum, "DEFAULT") else next(iter(weights_enum))
@@ -73,8 +78,11 @@ def _default_size(weights) -> int | None:
         return None
 
 
-def weights_transform_info(name: str) -> dict[str, Any]:
-    """Input size and normalisation torchvision uses for the default ImageNet weights of ``name``."""
+def weights_transform_info(name: str, weights: str | None = None) -> dict[str, Any]:
+    """Input size and normalisation torchvision uses for the default ImageNet weights of ``name``
+    (timm models: those of ``weights``' config.json, else of timm's pretrained config)."""
+    if timm_models.is_timm(name):
+        return timm_models.weights_info(name, weights)
     w = torchvision.models.get_model_weights(name).DEFAULT
     t = w.transforms()
     return {"img_size": int(t.crop_size[0]), "mean": tuple(t.mean), "std": tuple(t.std),
@@ -84,6 +92,8 @@ def weights_transform_info(name: str) -> dict[str, Any]:
 def create(name: str, num_classes: int, torchvision_imagenet: bool = False) -> nn.Module:
     """A fresh model. googlenet/inception_v3 keep their auxiliary heads (trained with an auxiliary loss);
     ``transform_input`` is on only for Google's ImageNet weights, which expect their own normalisation."""
+    if timm_models.is_timm(name):
+        return timm_models.create(name, num_classes)
     _check_name(name)
     kwargs: dict[str, Any] = {"weights": None, "num_classes": num_classes}
     if name in AUX_MODELS:
@@ -125,6 +135,9 @@ def replace_heads(model: nn.Module, old_classes: int, new_classes: int) -> list[
 def read_state_dict(spec: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Weights from a dlbox checkpoint/run, a torchvision state dict (.pth/.pt), safetensors, or hub:NAME.
     Returns (state_dict, metadata); metadata holds classes and model name when the file is dlbox's."""
+    hf = timm_models.read_weights(spec)  # timm's Hugging Face layout: model.safetensors + config.json
+    if hf is not None:
+        return hf
     if spec.startswith("hub:"):
         try:
             from dlbox.hub import resolve_weights
@@ -209,7 +222,13 @@ def build(name: str, num_classes: int, weights: str | None = None, fine_tune: bo
     Returns (model, metadata of the weights: classes/mean/std/img_size when known)."""
     if not weights or weights == "none":
         return create(name, num_classes), {}
+    from dlbox.hub.convert import slim
+
+    if slim.handles(weights):  # TF-Slim checkpoints and their conversions: Slim's padding and strides kept
+        return slim.build(weights, num_classes, fine_tune, model_name=name)
     state, meta = read_state_dict(weights)
+    if timm_models.is_timm(name):
+        timm_models.check_architecture(name, meta, weights)
     from_torchvision = not meta  # a raw state dict: taken to be torchvision's ImageNet layout
     probe = create(name, 1000)
     weight_classes = _num_classes_in(state, probe, 1000) if not meta.get("classes") else len(meta["classes"])

@@ -53,6 +53,7 @@ class ClassifyTask:
         from dlbox.data.images import load_image_splits
 
         self.cfg = cfg
+        models._check_name(cfg.model)  # before any work: scanning the data can take a while
         self.train_set, self.val_set, self.classes = load_image_splits(cfg.data, val_split=cfg.val_split, seed=cfg.seed)
         if len(self.classes) < 2:
             raise UserError(f"{cfg.data} has {len(self.classes)} class", "a classifier needs at least 2 classes")
@@ -68,7 +69,8 @@ class ClassifyTask:
 
         cfg = self.cfg
         info = self._pretrained_info()
-        self.img_size = cfg.img_size or info.get("img_size") or 224
+        scratch = not cfg.weights or cfg.weights == "none"
+        self.img_size = cfg.img_size or info.get("img_size") or (self._data_size() if scratch else 224)
         self.mean = tuple(info.get("mean", models.IMAGENET_MEAN))
         self.std = tuple(info.get("std", models.IMAGENET_STD))
         self.train_set.transform = build_transforms(cfg.augment, self.img_size, self.mean, self.std, train=True)
@@ -77,11 +79,27 @@ class ClassifyTask:
             self.val_set.transform = eval_tf
         self.eval_transform = eval_tf
 
+    def _data_size(self) -> int:
+        """From scratch, the data's own size: its median image side rounded up to a multiple of 32, within
+        [32, 224] (32x32 digits stay 32 px instead of being blown up 49-fold to 224; photos get 224)."""
+        from dlbox.data.images import median_side
+
+        side = median_side(self.train_set.samples)
+        size = 224 if side is None else min(224, max(32, -(-side // 32) * 32))
+        if os.environ.get("RANK", "0") == "0":
+            log(f"input size {size} px: the data's median image side is {side} px "
+                "(no pretrained weights; --img-size N to choose)")  # fmt: skip
+        return size
+
     def _pretrained_info(self) -> dict[str, Any]:
         """Input size and normalisation of the weights: the hub entry's, else torchvision's for this model."""
         w = self.cfg.weights
         if not w or w == "none":
             return {}
+        from dlbox.hub.convert import slim
+
+        if slim.handles(w):  # TF-Slim: the network's own preprocessing (Inception [-1, 1], ResNet V1 mean only)
+            return slim.transform_info(w)
         if w.startswith("hub:"):
             try:
                 from dlbox.hub import catalog
@@ -93,7 +111,7 @@ class ClassifyTask:
             except ImportError:
                 pass
         try:
-            return models.weights_transform_info(self.cfg.model)
+            return models.weights_transform_info(self.cfg.model, w)  # timm: the weights' config.json
         except (ValueError, AttributeError):
             return {}
 
@@ -211,7 +229,7 @@ class ClassifyTask:
         """Saved in every checkpoint: what evaluate/predict/export need to rebuild the model and its inputs."""
         return {
             "classes": list(self.classes), "model_name": self.cfg.model, "img_size": self.img_size,
-            "mean": list(self.mean), "std": list(self.std),
+            "mean": list(self.mean), "std": list(self.std), "slim": self.weights_meta.get("slim"),
             "ema": self.ema.model.state_dict() if self.ema is not None else None,
         }  # fmt: skip
 

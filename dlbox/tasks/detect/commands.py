@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit
+from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit, number
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -102,8 +102,8 @@ def register(sub) -> None:
     p.add_argument("source", help="a run directory (uses best.pt), a checkpoint, or an .onnx export")
     p.add_argument("--data", required=True, help="a COCO directory (or one annotations json)")
     p.add_argument("--split", default="val", help="which annotations: val, test, train (default: val)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    p.add_argument("--batch-size", type=number(int, ge=1), default=8, help="images per forward pass (default: 8)")
+    p.add_argument("--threads", type=number(int, ge=1), help="intra-op threads (default: all cores)")
     p.set_defaults(func=cmd_evaluate)
 
     p = command(dsub, "predict", "boxes, labels and scores for images; --save-images draws them",
@@ -111,9 +111,9 @@ def register(sub) -> None:
     add_json(p)
     p.add_argument("source", help="a run directory, a checkpoint, or an .onnx export")
     p.add_argument("inputs", nargs="+", help="image files, folders or quoted globs")
-    p.add_argument("--conf", type=float, default=0.5, help="minimum score (default: 0.5)")
+    p.add_argument("--conf", type=number(float, ge=0, le=1), default=0.5, help="minimum score (default: 0.5)")
     p.add_argument("--save-images", metavar="DIR", help="write each image with its boxes drawn and labelled (PNG)")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=number(int, ge=1), help="intra-op threads (default: all cores)")
     p.set_defaults(func=cmd_predict)
 
     p = command(dsub, "export", "export to ONNX with decoding and NMS inside, checked against PyTorch",
@@ -122,7 +122,7 @@ def register(sub) -> None:
     p.add_argument("source", help="a run directory or checkpoint")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="(default: onnx)")
     p.add_argument("--out", help="output file (default: RUN/model.onnx)")
-    p.add_argument("--img-size", type=int, help="input size of the graph (default: the training size)")
+    p.add_argument("--img-size", type=number(int, ge=32), help="input size of the graph (default: the training size)")
     p.add_argument("--check-images", nargs="+", metavar="IMAGE", help="images for the parity check (default: generated scenes)")
     p.set_defaults(func=cmd_export)
 
@@ -130,9 +130,9 @@ def register(sub) -> None:
                 "dlbox detect bench runs/detect/shapes --img-size 320 --threads 2")  # fmt: skip
     add_json(p)
     p.add_argument("source", help="a run directory, a checkpoint, or an .onnx export")
-    p.add_argument("--img-size", type=int, default=320, help="input size (default: 320)")
+    p.add_argument("--img-size", type=number(int, ge=32), default=320, help="input size (default: 320)")
     p.add_argument("--runtime", choices=["onnx", "torch"], default="onnx", help="(default: onnx)")
-    p.add_argument("--runs", type=int, default=100, help="timed runs (default: 100)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default: 10)")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
+    p.add_argument("--runs", type=number(int, ge=1), default=100, help="timed runs (default: 100)")
+    p.add_argument("--warmup", type=number(int, ge=0), default=10, help="untimed runs first (default: 10)")
+    p.add_argument("--threads", type=number(int, ge=1), help="intra-op threads (default: physical cores)")
     p.set_defaults(func=cmd_bench)

@@ -36,20 +36,20 @@ class DetectConfig(EngineConfig):
     weights: str = opt("none", "whole-detector weights: PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none")
     weights_backbone: str | None = opt(None, "ImageNet classifier weights for the backbone only: PATH or hub:NAME")
     fine_tune: bool = opt(False, "replace the box predictor for the data's classes (weights of other classes)")
-    img_size: int | None = opt(None, "letterbox side in pixels, a multiple of 32 (default: 320 for tinydet and the 320 models, else 512)")
+    img_size: int | None = opt(None, "letterbox side in pixels, a multiple of 32 (default: 320 for tinydet and the 320 models, else 512)", ge=32)
     augment: Literal["none", "flip"] = opt("flip", "training augmentation (flip: random horizontal flips)")
-    val_split: float = opt(0.1, "validation fraction of the training images when the data has no val split")
-    max_images: int | None = opt(None, "train on the first N training images only (quick trials)")
+    val_split: float = opt(0.1, "validation fraction of the training images when the data has no val split", ge=0, lt=1)
+    max_images: int | None = opt(None, "train on the first N training images only (quick trials)", ge=1)
     roi_batch: int | None = opt(None, "fasterrcnn_*: regions sampled per image for the box head in training "
-                                      "(torchvision: 512; 64-128 is much faster on CPU)")
+                                      "(torchvision: 512; 64-128 is much faster on CPU)", ge=1)
     optimizer: Literal["auto", "adamw", "sgd"] = opt("auto", "auto: AdamW for tinydet, SGD (momentum 0.9) for torchvision models")
-    lr: float | None = opt(None, "learning rate (default: 3e-3 AdamW, 0.01 SGD)")
-    weight_decay: float | None = opt(None, "weight decay (default: 0.05 AdamW, 1e-4 SGD), not on norms and biases")
-    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
+    lr: float | None = opt(None, "learning rate (default: 3e-3 AdamW, 0.01 SGD)", gt=0)
+    weight_decay: float | None = opt(None, "weight decay (default: 0.05 AdamW, 1e-4 SGD), not on norms and biases", ge=0)
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0)
     best: Literal["AP", "AP50"] = opt("AP50", "validation metric that picks best.pt")
-    tb_images: int = opt(4, "validation images with predicted boxes written to TensorBoard at the end (0: none)")
-    epochs: int = opt(30, "epochs")
-    batch_size: int = opt(16, "batch size per process")
+    tb_images: int = opt(4, "validation images with predicted boxes written to TensorBoard at the end (0: none)", ge=0)
+    epochs: int = opt(30, "epochs", ge=1)
+    batch_size: int = opt(16, "batch size per process", ge=1)
 
     def validate(self) -> None:
         super().validate()
@@ -58,10 +58,6 @@ class DetectConfig(EngineConfig):
         check_name(self.model)
         if self.img_size is not None and (self.img_size < 32 or self.img_size % 32):
             raise UserError(f"--img-size must be a multiple of 32 (at least 32), got {self.img_size}", "e.g. --img-size 320")
-        if not 0 <= self.val_split < 1:
-            raise UserError(f"--val-split must be in [0, 1), got {self.val_split}")
-        if self.max_images is not None and self.max_images < 1:
-            raise UserError(f"--max-images must be at least 1, got {self.max_images}")
 
     @property
     def size(self) -> int:

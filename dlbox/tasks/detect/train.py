@@ -173,8 +173,8 @@ def log_sample_images(task: DetectTask, run_dir: str, step: int) -> int:
     (the engine owns the per-epoch scalars; the images are written once the run has its best.pt)."""
     import numpy as np
     from PIL import Image
-    from torch.utils.tensorboard import SummaryWriter
 
+    from dlbox.engine.metrics import summary_writer
     from dlbox.tasks.detect.draw import draw_detections
     from dlbox.tasks.detect.inference import load_detector
 
@@ -182,7 +182,7 @@ def log_sample_images(task: DetectTask, run_dir: str, step: int) -> int:
     if n == 0:
         return 0
     det = load_detector(run_dir)
-    writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+    writer = summary_writer(Path(run_dir) / "tensorboard")
     try:
         for i in range(n):
             image, _ = task.val_set[i]  # (3, S, S) in [0, 1]

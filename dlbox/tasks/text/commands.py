@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_config_options, add_json, command, emit
+from dlbox.cliutil import add_config_options, add_json, command, emit, number
 
 
 def _config(cls, args: argparse.Namespace):
@@ -135,7 +135,7 @@ def register(sub) -> None:
     p.add_argument("model", help="a model directory, or a .kv, .model, word2vec .bin or .txt file")
     p.add_argument("words", nargs="+", help="one or more words (their vectors are added)")
     p.add_argument("--negative", nargs="*", default=[], metavar="WORD", help="words whose vectors are subtracted")
-    p.add_argument("--topn", type=int, default=10, help="how many words (default: 10)")
+    p.add_argument("--topn", type=number(int, ge=1), default=10, help="how many words (default: 10)")
     p.set_defaults(func=cmd_w2v_similar)
 
     p = command(wsub, "analogy", "A is to B as C is to ? (nearest to B - A + C)",
@@ -145,7 +145,7 @@ def register(sub) -> None:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("c")
-    p.add_argument("--topn", type=int, default=5, help="how many answers (default: 5)")
+    p.add_argument("--topn", type=number(int, ge=1), default=5, help="how many answers (default: 5)")
     p.set_defaults(func=cmd_w2v_analogy)
 
     p = command(wsub, "evaluate", "Spearman/Pearson on word-pair similarities, analogy accuracy, OOV ratios",
@@ -156,6 +156,6 @@ def register(sub) -> None:
                                    "file is given)")  # fmt: skip
     p.add_argument("--analogies", help="analogy questions ': section' / 'a b c d' (default: gensim's "
                                        "questions-words.txt when neither file is given)")  # fmt: skip
-    p.add_argument("--restrict-vocab", type=int, default=300_000, metavar="N",
+    p.add_argument("--restrict-vocab", type=number(int, ge=1), default=300_000, metavar="N",
                    help="only the N most frequent words count as known (default: 300000)")  # fmt: skip
     p.set_defaults(func=cmd_w2v_evaluate)

@@ -11,8 +11,8 @@ from dlbox.errors import UserError
 
 @dataclass
 class PipelineConfig:
-    workers: int | None = opt(None, "worker processes (default: all cores; 1 runs in this process)")
-    chunk_size: int = opt(64, "items per chunk: the unit of parallel work and of resume")
+    workers: int | None = opt(None, "worker processes (default: all cores; 1 runs in this process)", ge=1)
+    chunk_size: int = opt(64, "items per chunk: the unit of parallel work and of resume", ge=1)
     restart: bool = opt(False, "ignore the checkpoint of an interrupted run and start over")
 
     def validate(self) -> None:
@@ -29,7 +29,7 @@ class Wiki2TxtConfig(PipelineConfig):
 
 @dataclass
 class ConvertConfig(PipelineConfig):
-    chunk_size: int = opt(2000, "lines per chunk: the unit of parallel work and of resume")
+    chunk_size: int = opt(2000, "lines per chunk: the unit of parallel work and of resume", ge=1)
     opencc: str = opt("t2s", "OpenCC config: t2s (traditional -> simplified), s2t, s2twp, tw2sp, t2hk, ... "
                              "or the path of a config .json")  # fmt: skip
 
@@ -44,7 +44,7 @@ class TokenOptions:
 
 @dataclass
 class SegmentConfig(TokenOptions, PipelineConfig):
-    chunk_size: int = opt(256, "lines per chunk: the unit of parallel work and of resume")
+    chunk_size: int = opt(256, "lines per chunk: the unit of parallel work and of resume", ge=1)
     lang: Literal["zh", "en"] = opt("zh", "zh: jieba words; en: lower-cased words of letters")
     per_line: Literal["article", "sentence"] = opt("article", "article: one output line per input line; "
                                                               "sentence: one sentence a line")  # fmt: skip

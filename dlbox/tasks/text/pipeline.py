@@ -24,7 +24,7 @@ from itertools import islice
 from pathlib import Path
 
 from dlbox.engine import progress
-from dlbox.engine.fileio import atomic_write_text
+from dlbox.engine.fileio import atomic_write_text, write_all
 from dlbox.errors import UserError
 from dlbox.tasks.text.steps import Steps, init_worker, processor, work
 
@@ -135,9 +135,9 @@ def run(task: str, source, items: Iterator[str], steps: Steps, out: str | Path, 
     state = None if restart else Checkpoint.load(out, key)
     if state is None:
         state = Checkpoint(key)
-        f = open(partial, "wb")  # noqa: SIM115 - closed below
+        f = open(partial, "wb", buffering=0)  # noqa: SIM115 - closed below; unbuffered: see write_all
     else:
-        f = open(partial, "r+b")  # noqa: SIM115
+        f = open(partial, "r+b", buffering=0)  # noqa: SIM115
         f.truncate(state.bytes)
         f.seek(state.bytes)
         progress.log(f"{task}: resuming after {state.items:,} {unit} ({state.bytes / 1e6:.1f} MB already written)")
@@ -158,7 +158,7 @@ def run(task: str, source, items: Iterator[str], steps: Steps, out: str | Path, 
         nonlocal last_save, last_log, done_items
         text, n_lines, n_tokens = result.get()
         data = text.encode("utf-8")
-        f.write(data)
+        write_all(f, data, partial, "the text written so far is kept: the same command resumes")
         state.items += n_items
         state.bytes += len(data)
         state.lines += n_lines

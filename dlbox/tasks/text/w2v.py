@@ -31,16 +31,16 @@ TRAIN_HINT = "train one with: dlbox text w2v train CORPUS --out MODEL_DIR"
 
 @dataclass
 class W2VConfig:
-    dim: int = opt(300, "vector size")
-    window: int = opt(5, "context window (words each side)")
-    min_count: int = opt(5, "ignore words seen fewer times")
+    dim: int = opt(300, "vector size", ge=1)
+    window: int = opt(5, "context window (words each side)", ge=1)
+    min_count: int = opt(5, "ignore words seen fewer times", ge=1)
     sg: bool = opt(False, "skip-gram (--sg) instead of CBOW (--cbow, the default)")
-    negative: int = opt(5, "negative samples per word")
-    epochs: int = opt(5, "passes over the corpus")
-    workers: int | None = opt(None, "training threads (default: all cores; 1 with --seed is reproducible)")
-    seed: int = opt(1, "random seed")
-    sample: float = opt(1e-3, "down-sampling threshold of frequent words")
-    alpha: float = opt(0.025, "initial learning rate (decays linearly)")
+    negative: int = opt(5, "negative samples per word", ge=0)
+    epochs: int = opt(5, "passes over the corpus", ge=1)
+    workers: int | None = opt(None, "training threads (default: all cores; 1 with --seed is reproducible)", ge=1)
+    seed: int = opt(1, "random seed", ge=0)
+    sample: float = opt(1e-3, "down-sampling threshold of frequent words", ge=0, lt=1)
+    alpha: float = opt(0.025, "initial learning rate (decays linearly)", gt=0)
     format: Literal["none", "text", "binary"] = opt("none", "also save the vectors in word2vec text or binary format")
 
     def validate(self) -> None:

@@ -80,7 +80,11 @@ def fast_run(small_digits, tmp_path_factory) -> dict:
         save_choice(train=PathSpec())
         resumed = run_cli("classify", "train", "--resume", run_dir, "--epochs", "3", "--json")
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-    return {"first": first, "config": config_after_first, "resumed": resumed, "run_dir": run_dir}
+        # The reference: the same 2 epochs on the same data, in fp32 NCHW.
+        fp32 = run_cli("classify", "train", "--data", small_digits, *TRAIN, "--epochs", "2",
+                       "--runs-dir", tmp / "runs", "--name", "fp32")  # fmt: skip
+        assert fp32.returncode == 0, fp32.stderr[-3000:]
+    return {"first": first, "config": config_after_first, "resumed": resumed, "run_dir": run_dir, "fp32": fp32}
 
 
 def test_fast_without_a_saved_choice_is_a_one_line_error(small_digits, tmp_path, monkeypatch):
@@ -98,7 +102,11 @@ def test_train_fast_uses_the_saved_precision_and_channels_last_and_learns(fast_r
     assert "on cpu x1, bf16, 2 epochs" in fast_run["first"].stderr  # the engine ran it
     epochs = [r for r in read_jsonl(fast_run["run_dir"] / "metrics.jsonl") if r["epoch"] <= 2]
     assert epochs[1]["train/loss"] < epochs[0]["train/loss"]
-    assert fast_run["first"].json()["val_top1"] >= 0.75  # 3 classes: chance is 0.33
+    # bf16's rounding differs from one CPU to the next (AMD Zen 5 and Intel Sapphire Rapids give different
+    # accuracies), so the bar is the fp32 path on the same data, not a number. Measured on 30 validation
+    # images (3 classes): see the closing note of issue 11 for the seeds and the gaps.
+    bf16, fp32 = fast_run["first"].json()["val_top1"], fast_run["fp32"].json()["val_top1"]
+    assert bf16 >= fp32 - 0.2, (bf16, fp32)
 
 
 def test_resume_keeps_the_path_the_run_started_with(fast_run):

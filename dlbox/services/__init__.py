@@ -1,0 +1,2 @@
+"""Services: JupyterLab (`dlbox notebook`) and TensorBoard (`dlbox board`), bound to localhost unless told
+otherwise, with a token whenever they listen beyond this machine."""

@@ -1,0 +1,29 @@
+"""The options of `dlbox caffe train` (kept free of torch so the CLI can register them without importing it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dlbox.config import opt
+from dlbox.engine.config import EngineConfig
+from dlbox.errors import UserError
+
+
+@dataclass
+class CaffeTrainConfig(EngineConfig):
+    solver: str | None = opt(None, "a Caffe solver.prototxt (its `net:` is read next to it or from the current directory)")
+    data: str | None = opt(None, "a folder with MNIST IDX files for the Data layers (default: scikit-learn's digits)")
+    max_iter: int | None = opt(None, "iterations to train (default: the solver's max_iter)", ge=1)
+    epochs: int | None = opt(None, "default: max_iter in whole epochs of the training data (rounded up)", ge=1)
+    batch_size: int | None = opt(None, "default: the TRAIN Data layer's batch_size", ge=1)
+
+    def validate(self) -> None:
+        # The engine's checks, with the two values the solver fills in when they are not given.
+        EngineConfig.validate(dataclasses.replace(self, epochs=self.epochs or 1, batch_size=self.batch_size or 1))
+        if not self.solver and not self.resume:
+            raise UserError("--solver is required", "pass a Caffe solver.prototxt, e.g. --solver lenet_solver.prototxt")
+        for key in ("max_iter", "epochs", "batch_size"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")

@@ -1,0 +1,163 @@
+"""A Caffe SolverParameter (solver.prototxt): its fields, Caffe's learning-rate policies and its SGD update.
+
+Read without caffe.proto compiled (dlbox.hub.convert.caffe.textformat). Fields that change the arithmetic
+are honoured; fields about Caffe's own console, devices or file formats are accepted and ignored (listed in
+IGNORED); anything else is refused by name rather than silently trained differently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dlbox.errors import UserError
+from dlbox.hub.convert.caffe.textformat import Msg, parse_file
+
+POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+TYPES = ("SGD", "Nesterov", "Adam")
+SUPPORTED = {
+    "net", "net_param", "train_net", "base_lr", "lr_policy", "gamma", "power", "stepsize", "stepvalue", "momentum",
+    "momentum2", "delta", "weight_decay", "regularization_type", "max_iter", "test_interval", "test_iter",
+    "snapshot", "snapshot_prefix", "random_seed", "type", "solver_type", "iter_size",
+}  # fmt: skip
+# Caffe's console, devices and file formats: no effect on what is learned here.
+IGNORED = {
+    "display", "average_loss", "solver_mode", "device_id", "debug_info", "test_compute_loss", "test_initialization",
+    "snapshot_after_train", "snapshot_format", "snapshot_diff", "layer_wise_reduce", "weights", "train_state",
+}  # fmt: skip
+_V1_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
+
+
+@dataclass
+class Solver:
+    path: str
+    net: Msg
+    base_lr: float
+    lr_policy: str = "fixed"
+    gamma: float = 0.0
+    power: float = 0.0
+    stepsize: int = 0
+    stepvalue: list[int] = field(default_factory=list)
+    momentum: float = 0.0
+    momentum2: float = 0.999
+    delta: float = 1e-8
+    weight_decay: float = 0.0
+    max_iter: int = 0
+    test_interval: int = 0
+    test_iter: list[int] = field(default_factory=list)
+    snapshot: int = 0
+    snapshot_prefix: str = ""
+    random_seed: int | None = None
+    type: str = "SGD"
+
+    def lr_factor(self, it: int) -> float:
+        """base_lr x this = the learning rate at iteration ``it`` (Caffe's SGDSolver::GetLearningRate)."""
+        p = self.lr_policy
+        if p == "fixed":
+            return 1.0
+        if p == "step":
+            return self.gamma ** (it // self.stepsize)
+        if p == "exp":
+            return self.gamma**it
+        if p == "inv":
+            return (1 + self.gamma * it) ** (-self.power)
+        if p == "multistep":
+            return self.gamma ** sum(1 for s in self.stepvalue if it >= s)
+        if p == "poly":
+            return max(0.0, 1 - it / self.max_iter) ** self.power
+        return 1 / (1 + math.exp(-self.gamma * (it - self.stepsize)))  # sigmoid
+
+
+def _need(solver: Msg, key: str, where: str, policy: str):
+    if not solver.has(key):
+        raise UserError(f"{where}: lr_policy {policy!r} needs {key}", f"add `{key}: ...` to the solver")
+    return solver.get(key)
+
+
+def read_solver(path: str | Path) -> Solver:
+    p = Path(path)
+    s = parse_file(p)
+    where = str(p)
+    if s.has("layer") or s.has("layers"):
+        raise UserError(f"{where} is a net definition, not a solver", "pass the solver.prototxt whose `net:` names it")
+    unknown = sorted(k for k in s.fields if k not in SUPPORTED | IGNORED)
+    if unknown:
+        raise UserError(f"{where}: solver field {unknown[0]!r} is not supported by dlbox's Caffe solver",
+                        f"supported: {', '.join(sorted(SUPPORTED))}")  # fmt: skip
+    if s.has("net_param"):
+        net = s.msg("net_param")
+    else:
+        net_file = s.get("net") or s.get("train_net")
+        if not net_file:
+            raise UserError(f"{where} names no net", "add `net: \"train_val.prototxt\"` (or net_param { ... })")
+        # Caffe resolves paths from the directory it runs in; a path next to the solver is tried first.
+        candidates = [p.parent / net_file, Path(net_file)]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UserError(f"{where}: net {net_file!r} not found", f"looked in {p.parent} and the current directory")
+        net = parse_file(found)
+    policy = str(s.get("lr_policy", "fixed"))
+    if policy not in POLICIES:
+        raise UserError(f"{where}: lr_policy {policy!r} is unknown", f"use one of {', '.join(POLICIES)}")
+    kind = s.get("type", _V1_TYPES.get(s.get("solver_type"), s.get("solver_type", "SGD")))
+    if kind not in TYPES:
+        raise UserError(f"{where}: solver type {kind!r} is not supported", f"use one of {', '.join(TYPES)}")
+    if str(s.get("regularization_type", "L2")) != "L2":
+        raise UserError(f"{where}: regularization_type {s.get('regularization_type')!r} is not supported", "use L2")
+    if int(s.get("iter_size", 1)) != 1:
+        raise UserError(f"{where}: iter_size {s.get('iter_size')} (gradient accumulation) is not supported",
+                        "use iter_size: 1 with a larger batch_size")  # fmt: skip
+    if not s.has("base_lr"):
+        raise UserError(f"{where}: base_lr is required")
+    solver = Solver(
+        path=where, net=net, base_lr=float(s.get("base_lr")), lr_policy=policy, type=kind,
+        gamma=float(s.get("gamma", 0.0)), power=float(s.get("power", 0.0)), stepsize=int(s.get("stepsize", 0)),
+        stepvalue=[int(v) for v in s.all("stepvalue")], momentum=float(s.get("momentum", 0.0)),
+        momentum2=float(s.get("momentum2", 0.999)), delta=float(s.get("delta", 1e-8)),
+        weight_decay=float(s.get("weight_decay", 0.0)), max_iter=int(s.get("max_iter", 0)),
+        test_interval=int(s.get("test_interval", 0)), test_iter=[int(v) for v in s.all("test_iter")],
+        snapshot=int(s.get("snapshot", 0)), snapshot_prefix=str(s.get("snapshot_prefix", "")),
+        random_seed=int(s.get("random_seed")) if s.has("random_seed") and int(s.get("random_seed")) >= 0 else None,
+    )  # fmt: skip
+    needs = {"step": ("gamma", "stepsize"), "exp": ("gamma",), "inv": ("gamma", "power"), "multistep": ("gamma", "stepvalue"),
+             "poly": ("power",), "sigmoid": ("gamma", "stepsize")}.get(policy, ())  # fmt: skip
+    for key in needs:
+        _need(s, key, where, policy)
+    if policy == "step" and solver.stepsize < 1:
+        raise UserError(f"{where}: stepsize must be at least 1, got {solver.stepsize}")
+    if solver.max_iter < 1:
+        raise UserError(f"{where}: max_iter must be at least 1", "add `max_iter: N` (iterations to train)")
+    return solver
+
+
+class CaffeSGD(torch.optim.Optimizer):
+    """Caffe's SGD and Nesterov updates, where the history holds lr x gradient (so a learning-rate change
+    does not rescale momentum already gathered, unlike torch.optim.SGD):
+    SGD: v = momentum * v + lr * (g + wd * w); w -= v. Nesterov: w -= (1 + momentum) * v - momentum * v_old."""
+
+    def __init__(self, groups, lr: float, momentum: float, nesterov: bool = False):
+        super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": 0.0, "nesterov": nesterov})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, m, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.add(p, alpha=wd) if wd else p.grad
+                state = self.state[p]
+                v = state.get("history")
+                if v is None:
+                    v = state["history"] = torch.zeros_like(p)
+                if group["nesterov"]:
+                    old = v.clone()
+                    v.mul_(m).add_(g, alpha=lr)
+                    p.sub_(v * (1 + m) - old * m)
+                else:
+                    v.mul_(m).add_(g, alpha=lr)
+                    p.sub_(v)
+        return None

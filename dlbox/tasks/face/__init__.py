@@ -1,0 +1,1 @@
+"""Face verification: detect and align (MTCNN), embed, compare, identify, train, evaluate, export."""

@@ -1,0 +1,54 @@
+"""The options of `dlbox face train` (free of torch so the CLI can register them without importing it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dlbox.config import opt
+from dlbox.engine.config import EngineConfig
+from dlbox.errors import UserError
+
+ALIGN_CHOICES = ("none", "arcface112", "facenet160", "box160")
+
+
+@dataclass
+class FaceTrainConfig(EngineConfig):
+    data: str | None = opt(None, "identity folders: DATA/<person>/<photo> (the VGGFace2/CASIA layout)")
+    model: Literal["mobileface", "tinyface", "inception_resnet_v1"] = opt(
+        "mobileface", "the embedder: mobileface (MobileFaceNet-style), tinyface (fastest on a CPU), inception_resnet_v1 (FaceNet)")
+    weights: str = opt("none", "start from these embedder weights: PATH (state dict, run, checkpoint), hub:NAME, or none")
+    fine_tune: bool = opt(False, "with --weights: the embedder learns at --backbone-lr-mult x --lr (the new head at --lr)")
+    backbone_lr_mult: float = opt(0.1, "embedder learning rate factor with --fine-tune")
+    embedding_dim: int | None = opt(None, "embedding size (default: 128 mobileface, 64 tinyface, 512 inception_resnet_v1)")
+    width: float = opt(1.0, "channel width multiplier (mobileface, tinyface)")
+    img_size: int | None = opt(None, "input size (default: 112 mobileface, 64 tinyface, 160 inception_resnet_v1)")
+    align: Literal["none", "arcface112", "facenet160", "box160"] = opt(
+        "none", "none: the photos are face crops already; else detect (MTCNN) and align every photo once, into a cache")
+    loss: Literal["arcface", "triplet"] = opt("arcface", "ArcFace (additive angular margin) or batch-hard triplet")
+    margin: float | None = opt(None, "ArcFace angular margin in radians (default 0.5) or triplet distance margin (default 0.2)")
+    scale: float = opt(32.0, "ArcFace logit scale s")
+    val_identities: float = opt(0.2, "fraction of identities held out for verification (never trained on)")
+    val_pairs: int = opt(600, "same/different pairs drawn from the held-out identities (half each)")
+    flip: bool = opt(True, "random horizontal flips while training")
+    optimizer: Literal["adamw", "sgd"] = opt("adamw", "optimiser")
+    lr: float = opt(2e-3, "learning rate")
+    weight_decay: float = opt(5e-4, "weight decay")
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
+    epochs: int = opt(20, "epochs")
+    batch_size: int = opt(64, "batch size per process")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data and not self.resume:
+            raise UserError("--data is required", "pass identity folders, e.g. --data data/faces (one folder per person)")
+        if not 0 < self.val_identities < 1:
+            raise UserError(f"--val-identities must be in (0, 1), got {self.val_identities}", "e.g. 0.2")
+        if self.margin is not None and self.margin < 0:
+            raise UserError(f"--margin must be 0 or more, got {self.margin}")
+        if self.val_pairs < 2:
+            raise UserError(f"--val-pairs must be at least 2, got {self.val_pairs}")
+        if self.img_size is not None and self.img_size < 32:
+            raise UserError(f"--img-size must be at least 32, got {self.img_size}")
+        if self.fine_tune and self.weights in ("", "none"):
+            raise UserError("--fine-tune needs --weights", "e.g. --weights hub:facenet-vggface2 --fine-tune")
