@@ -80,6 +80,6 @@ def register(sub) -> None:
     p = command(sub, "demo", "the main job: environment, integrity test, then a classification tour", "dlbox demo")
     add_json(p)
     p.add_argument("--runs-dir", default=None, help="where runs and the sample data go (default: runs)")
-    p.add_argument("--framework", default="all", choices=["all", "torch", "keras", "tensorflow"],
+    p.add_argument("--framework", default="all", choices=["all", "torch", "keras", "tensorflow", "caffe"],
                    help="frameworks for the integrity step (default: all)")  # fmt: skip
     p.set_defaults(func=cmd_demo)

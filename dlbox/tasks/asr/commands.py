@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit
+from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit, number
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -76,8 +76,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _model_options(p) -> None:
     p.add_argument("model", help="a run directory, a checkpoint, an .onnx export (tokens.txt beside it), or hub:NAME")
-    p.add_argument("--beam", type=int, default=1, help="1: greedy search; N > 1: CTC prefix beam search of width N")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: the runtime's)")
+    p.add_argument("--beam", type=number(int, ge=1), default=1, help="1: greedy search; N > 1: CTC prefix beam search of width N")
+    p.add_argument("--threads", type=number(int, ge=1), help="intra-op threads (default: the runtime's)")
     p.add_argument("--backend", choices=["auto", "sherpa-onnx"], default="auto",
                    help="auto: PyTorch for runs, onnxruntime for .onnx; sherpa-onnx: an .onnx export through sherpa-onnx")  # fmt: skip
     p.add_argument("--allow-pipes", action="store_true", help="run wav.scp entries that are shell commands (trusted data only)")
@@ -104,9 +104,9 @@ def register(sub) -> None:
                 "dlbox asr synth --out data/synth")  # fmt: skip
     add_json(p)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--train", type=int, default=240, help="training utterances (default: 240)")
-    p.add_argument("--test", type=int, default=40, help="test utterances, sentences not in training (default: 40)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--train", type=number(int, ge=1), default=240, help="training utterances (default: 240)")
+    p.add_argument("--test", type=number(int, ge=1), default=40, help="test utterances, sentences not in training (default: 40)")
+    p.add_argument("--seed", type=number(int, ge=0), default=0, help="(default: 0)")
     p.set_defaults(func=cmd_synth)
 
     p = command(asub, "fix", "keep only the utterances wav.scp, text and utt2spk all name (as Kaldi's fix_data_dir.sh)",
@@ -134,7 +134,7 @@ def register(sub) -> None:
     add_json(p)
     _model_options(p)
     p.add_argument("--data", required=True, help="a Kaldi data directory with reference text")
-    p.add_argument("--worst", type=int, default=5, help="how many of the worst utterances to list (default: 5)")
+    p.add_argument("--worst", type=number(int, ge=0), default=5, help="how many of the worst utterances to list (default: 5)")
     p.add_argument("--out", help="write every utterance's reference, hypothesis and CER to this TSV file")
     p.set_defaults(func=cmd_evaluate)
 

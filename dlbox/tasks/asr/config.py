@@ -18,19 +18,19 @@ class AsrConfig(EngineConfig):
     cmvn: Literal["global", "speaker", "none"] = opt(
         "global", "global: mean/variance over the training set, stored in the model (and its ONNX export); "
         "speaker: per speaker from utt2spk, as Kaldi's apply-cmvn (not inside the export)")  # fmt: skip
-    d_model: int = opt(144, "width of the encoder")
-    layers: int = opt(2, "self-attention + convolution blocks")
-    heads: int = opt(4, "attention heads")
-    kernel: int = opt(15, "depthwise convolution kernel of each block (frames after subsampling)")
-    dropout: float = opt(0.1, "dropout")
+    d_model: int = opt(144, "width of the encoder", ge=8)
+    layers: int = opt(2, "self-attention + convolution blocks", ge=1)
+    heads: int = opt(4, "attention heads", ge=1)
+    kernel: int = opt(15, "depthwise convolution kernel of each block (frames after subsampling)", ge=1)
+    dropout: float = opt(0.1, "dropout", ge=0, lt=1)
     spec_augment: bool = opt(True, "SpecAugment: random frequency and time masks on training features")
     speed_perturb: bool = opt(False, "speed perturbation: each epoch plays every utterance at 0.9, 1.0 or 1.1x")
-    lr: float = opt(2e-3, "peak learning rate (AdamW)")
-    weight_decay: float = opt(0.01, "weight decay")
-    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0")
-    max_duration: float = opt(30.0, "skip training utterances longer than this (seconds)")
-    epochs: int = opt(30, "epochs")
-    batch_size: int = opt(16, "utterances per batch and process (padded to the longest)")
+    lr: float = opt(2e-3, "peak learning rate (AdamW)", gt=0)
+    weight_decay: float = opt(0.01, "weight decay", ge=0)
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0)
+    max_duration: float = opt(30.0, "skip training utterances longer than this (seconds)", gt=0)
+    epochs: int = opt(30, "epochs", ge=1)
+    batch_size: int = opt(16, "utterances per batch and process (padded to the longest)", ge=1)
 
     def validate(self) -> None:
         super().validate()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit
+from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit, number
 
 ALIGN = ("arcface112", "facenet160", "box160")
 
@@ -23,7 +23,7 @@ def _faces(p, threshold: bool = False) -> None:
     p.add_argument("--align", choices=ALIGN, help="alignment (default: box160 for FaceNet weights, else arcface112)")
     p.add_argument("--flip", action="store_true", help="average each embedding with that of the mirrored face")
     if threshold:
-        p.add_argument("--threshold", type=float, help="distance threshold (default: the one stored with the model)")
+        p.add_argument("--threshold", type=number(float, gt=0), help="distance threshold (default: the one stored with the model)")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -118,7 +118,7 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders or quoted globs")
     p.add_argument("--save-crops", metavar="DIR", help="write an aligned crop of every face here")
     p.add_argument("--align", choices=ALIGN, help="crop template (default: arcface112)")
-    p.add_argument("--min-face-size", type=int, default=20, help="smallest face searched, in pixels (default: 20)")
+    p.add_argument("--min-face-size", type=number(int, ge=12), default=20, help="smallest face searched, in pixels (default: 20)")
     p.set_defaults(func=cmd_detect)
 
     p = command(fsub, "embed", "L2-normalised embeddings of the largest face of each image, into an .npz",
@@ -155,7 +155,7 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders or quoted globs")
     _source(p, required=False)
     p.add_argument("--aligned", action="store_true", help="the images are face crops already: no detection")
-    p.add_argument("--threshold", type=float, help="distance threshold (default: the one stored with the model)")
+    p.add_argument("--threshold", type=number(float, gt=0), help="distance threshold (default: the one stored with the model)")
     p.set_defaults(func=cmd_identify)
 
     p = command(fsub, "train", "train an embedder on identity folders (ArcFace or triplet), held-out identities",
@@ -172,8 +172,8 @@ def register(sub) -> None:
     p.add_argument("--pairs", help="LFW-style pairs.txt")
     p.add_argument("--images", help="folder of the pairs' images, ROOT/name/name_NNNN.jpg (default: PAIRS_DIR/lfw)")
     p.add_argument("--data", help="identity folders to draw balanced, seeded pairs from (instead of --pairs)")
-    p.add_argument("--num-pairs", type=int, default=6000, help="pairs to draw with --data (default: 6000, as LFW)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pairs drawn with --data (default: 0)")
+    p.add_argument("--num-pairs", type=number(int, ge=2), default=6000, help="pairs to draw with --data (default: 6000, as LFW)")
+    p.add_argument("--seed", type=number(int, ge=0), default=0, help="seed of the pairs drawn with --data (default: 0)")
     p.add_argument("--out", help="where metrics.json and roc.png go (default: RUN/eval)")
     _faces(p)
     p.set_defaults(func=cmd_evaluate)

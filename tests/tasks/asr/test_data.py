@@ -109,3 +109,16 @@ def test_prepare_thchs30_layout_uses_the_corpus_splits(tmp_path):
     r = prepare("thchs30", str(tmp_path), str(tmp_path / "out"))
     assert {k: v["utterances"] for k, v in r["splits"].items()} == {"train": 1, "dev": 1, "test": 1}
     assert read_data_dir(tmp_path / "out" / "test").utts[0].spk == "D4"
+
+
+def test_segments_cut_utterances_out_of_a_recording(tmp_path):
+    tone(tmp_path / "rec.wav", seconds=2.0)
+    d = data_dir(tmp_path, {"rec1": str(tmp_path / "rec.wav")})
+    (d / "text").write_text("seg1 一\nseg2 二\n")
+    (d / "segments").write_text("seg1 rec1 0.0 0.5\nseg2 rec1 0.5 1.75\n")
+    utts = read_data_dir(d).utts
+    assert [(u.utt, u.start, u.end) for u in utts] == [("seg1", 0.0, 0.5), ("seg2", 0.5, 1.75)]
+    assert len(audio.load(utts[1].wav, utts[1].start, utts[1].end)) == 20000
+    (d / "segments").write_text("seg1 rec9 0.0 0.5\nseg2 rec1 0.5 1.75\n")
+    with pytest.raises(UserError, match="refers to recording 'rec9'"):
+        read_data_dir(d)

@@ -25,7 +25,7 @@ def test_export_has_the_wenet_ctc_layout_sherpa_onnx_reads(exported, trained):
 
 def test_sherpa_onnx_offline_recognizer_prints_our_transcripts(exported, trained, corpus):
     rec = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model=exported["file"], tokens=exported["tokens"], num_threads=1)
-    ours = transcribe(trained["run_dir"], [str(corpus / "test")])["results"]
+    ours = transcribe(trained["run_dir"], [str(corpus / "test")], threads=1)["results"]
     utts = read_data_dir(corpus / "test").utts
     assert len(ours) == len(utts) == 40
     for u, mine in zip(utts, ours, strict=True):
@@ -41,7 +41,7 @@ def test_transcribe_cli_prints_timestamps_and_rtf_for_run_onnx_and_sherpa(export
     wav = read_data_dir(corpus / "test").utts[0].wav
     texts = set()
     for model, extra in ((trained["run_dir"], []), (exported["file"], []), (exported["file"], ["--backend", "sherpa-onnx"])):
-        res = run_main(capsys, "asr", "transcribe", model, wav, "--json", *extra)
+        res = run_main(capsys, "asr", "transcribe", model, wav, "--json", "--threads", "1", *extra)
         assert res.returncode == 0, res.stderr
         r = res.json()
         (x,) = r["results"]
@@ -50,7 +50,7 @@ def test_transcribe_cli_prints_timestamps_and_rtf_for_run_onnx_and_sherpa(export
         assert r["rtf"] > 0 and r["audio_seconds"] == x["duration"]
         texts.add(x["text"])
     assert len(texts) == 1  # PyTorch, onnxruntime and sherpa-onnx agree
-    res = run_main(capsys, "asr", "transcribe", trained["run_dir"], wav, "--beam", "4")
+    res = run_main(capsys, "asr", "transcribe", trained["run_dir"], wav, "--beam", "4", "--threads", "1")
     assert res.returncode == 0 and "RTF" in res.stderr + res.stdout
 
 

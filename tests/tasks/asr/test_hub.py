@@ -41,6 +41,6 @@ def test_a_hub_model_runs_through_sherpa_onnx_once_its_files_are_in_the_cache(ex
     assert_user_error(run_main(capsys, "asr", "transcribe", "hub:test-asr-export", wav), "model.onnx")  # not cached yet
     for f in (exported["file"], exported["tokens"]):
         assert run_main(capsys, "hub", "add", "test-asr-export", "--file", f).returncode == 0
-    got = transcribe("hub:test-asr-export", [wav])
+    got = transcribe("hub:test-asr-export", [wav], threads=1)
     assert got["backend"] == "sherpa-onnx"
-    assert got["results"][0]["text"] == transcribe(trained["run_dir"], [wav])["results"][0]["text"]
+    assert got["results"][0]["text"] == transcribe(trained["run_dir"], [wav], threads=1)["results"][0]["text"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dlbox.engine import checkpoint
 from dlbox.engine.signals import Interrupted
 from dlbox.engine.trainer import fit
 from dlbox.tasks.asr.data import read_data_dir, write_data_dir
@@ -31,7 +32,7 @@ def test_a_model_trained_from_scratch_transcribes_unseen_sentences(trained, corp
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if "epoch" in r]
     assert len(epochs) == 12 and all("val/cer" in r for r in epochs)  # dev CER every epoch (TensorBoard too)
-    r = evaluate(trained["run_dir"], str(corpus / "test"), worst=3)
+    r = evaluate(trained["run_dir"], str(corpus / "test"), worst=3, threads=1)
     c = r["cer"]
     assert c["rate"] <= CER_BAR and r["utterances"] == 40 and r["out_of_vocabulary"] == 0
     assert c["rate"] == pytest.approx((c["substitutions"] + c["deletions"] + c["insertions"]) / c["reference_length"])
@@ -59,6 +60,8 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_the_weights_of_an_uni
     cfg = train_cfg(corpus, tmp_path / "runs", name="cut", **opts)
     with pytest.raises(Interrupted) as e:
         fit(StopAfter(cfg, 6), cfg)  # 4 steps per epoch: stops in epoch 2, SpecAugment draws included
+    saved = checkpoint.load(Path(e.value.run_dir) / "checkpoints" / "last.pt")
+    assert (saved["epoch"], saved["batch_in_epoch"]) == (1, 2)  # saved mid-epoch 2, after 2 of its 4 batches
     resumed_cfg = train_cfg(corpus, tmp_path / "runs", resume=e.value.run_dir, **opts)
     resumed = fit(AsrTask(resumed_cfg), resumed_cfg)
     assert resumed.run_dir == e.value.run_dir
@@ -75,3 +78,10 @@ def test_bad_training_input_is_one_line(corpus, tmp_path, capsys):
     (bad / "wav.scp").write_text("u1 /nonexistent.wav\n")
     (bad / "text").write_text("u1 一\n")
     assert_user_error(run_main(capsys, "asr", "train", "--data", bad, "--runs-dir", tmp_path / "runs"), "does not exist")
+
+
+def test_evaluate_counts_reference_characters_outside_the_vocabulary(trained, corpus, tmp_path):
+    u = read_data_dir(corpus / "test").utts[0]
+    d = write_data_dir(tmp_path / "oov", [type(u)(u.utt, u.wav, u.text + "山水", u.spk)])  # 山, 水: never trained
+    r = evaluate(trained["run_dir"], str(d), threads=1)
+    assert r["out_of_vocabulary"] == 2 and r["cer"]["deletions"] >= 2
