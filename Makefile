@@ -23,9 +23,12 @@ demo: venv
 espeak-ng:
 	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
 
+# Two pytest workers (pytest-xdist): much of the suite is single-threaded (process start-up, imports), so two
+# cores finish it sooner; tests sharing a session fixture stay in one worker (tests/conftest.py).
 # PYTEST_ARGS: extra pytest options (.ci/run adds --durations=15 so the suite's time stays visible).
+TEST_WORKERS ?= 2
 test: venv espeak-ng
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check dlbox tests benchmarks

@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # optimisers import it lazily). TensorBoard's own stub reads event files just as well.
 sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share two cores: OpenMP threads that spin while waiting would take the core the other
+    # worker's threads need (a step 10x slower). Passive waiting yields it. Set before torch is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @dataclass
 class Result:
@@ -92,8 +97,21 @@ def cli():
     return run_cli
 
 
+# Folders whose tests share session fixtures (a trained model, a generated corpus): under pytest-xdist each
+# runs in one worker, so those are made once. Elsewhere each file is its own group.
+SHARED_SESSION = ("engine", "hub", "tasks/asr", "tasks/detect", "tasks/face", "tasks/text")
+
+
+def _xdist_group(item) -> str:
+    rel = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests").as_posix()
+    return next((d for d in SHARED_SESSION if rel.startswith(d + "/")), rel)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked gpu need CUDA; elsewhere they are skipped with the reason (the only skips allowed)."""
+    """Tests marked gpu need CUDA; elsewhere they are skipped with the reason (the only skips allowed).
+    Every test gets its xdist group (``--dist loadgroup``, see the Makefile)."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return

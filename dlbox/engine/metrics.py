@@ -72,3 +72,9 @@ def read_jsonl(path: str | Path, kind: str | None = None) -> list[dict[str, Any]
     """One kind of record: None, the epoch records (the default); "system", the monitor's samples."""
     records = [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
     return [r for r in records if r.get("kind") == kind]
+
+
+def record_at(run_dir: str | Path, epoch: int | None) -> dict[str, Any]:
+    """The epoch record of ``epoch`` in a run's metrics.jsonl (the last one when that epoch has none)."""
+    records = read_jsonl(Path(run_dir) / "metrics.jsonl")
+    return next((r for r in records if r.get("epoch") == epoch), records[-1] if records else {})

@@ -66,6 +66,13 @@ class FitResult:
     identical_weights: bool | None = None  # all ranks ended with the same weights (None: one process)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def best_record(self) -> dict[str, Any]:
+        """Every metric of the best epoch (its line of metrics.jsonl), e.g. val/top5 where top1 was best."""
+        from dlbox.engine.metrics import record_at
+
+        return record_at(self.run_dir, self.best.get("epoch"))
+
 
 class ResumableSampler(DistributedSampler):
     """DistributedSampler whose order depends only on (seed, epoch), and which can skip the first batches

@@ -209,7 +209,10 @@ def serve(service: Service, as_json: bool = False) -> int:
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
+    # SIGINT too, explicitly: a process started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt (Ctrl-C from a test or a supervisor).
     previous = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, on_term)
     try:
         rc = service.process.wait()
         sys.stderr.write(f"{service.name} exited by itself (exit code {rc})\n")
@@ -221,6 +224,7 @@ def serve(service: Service, as_json: bool = False) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         service.stop()
 
 

@@ -121,18 +121,18 @@ def _fill(disk: Path, leave: int) -> Path:
 
 
 def test_a_full_disk_stops_training_with_one_line_and_resume_continues(small_disk, tmp_path, cli, monkeypatch, capsys):
-    """A run of 2 epochs extended to 8: the checkpoint of epoch 3 cannot be written. One line naming the file
+    """A run of 2 epochs extended to 4: the checkpoint of epoch 3 cannot be written. One line naming the file
     and the free space, last.pt still holds epoch 2, and once there is room the run resumes and ends as the
     same extension did without the failure."""
     assert cli(*TRAIN, "--epochs", "2", "--runs-dir", tmp_path, "--name", "ref").returncode == 0
-    assert cli("env", "test", "--resume", tmp_path / "env-test" / "ref", "--epochs", "8").returncode == 0
+    assert cli("env", "test", "--resume", tmp_path / "env-test" / "ref", "--epochs", "4").returncode == 0
     small = small_disk("16m")
     disk = small or tmp_path / "no-tmpfs"
     assert cli(*TRAIN, "--epochs", "2", "--runs-dir", disk, "--name", "full-disk").returncode == 0
     run = disk / "env-test" / "full-disk"
     if small is not None:  # a real full disk
         filler = _fill(disk, leave=64 * 1024)  # a LeNet-5 checkpoint with Adam's state is ~0.75 MB
-        res = cli("env", "test", "--resume", run, "--epochs", "8")
+        res = cli("env", "test", "--resume", run, "--epochs", "4")
     else:  # this machine allows no mount: the same OSError, raised at the write
         import errno
 
@@ -144,7 +144,7 @@ def test_a_full_disk_stops_training_with_one_line_and_resume_continues(small_dis
 
         threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
         try:
-            res = run_main(capsys, "env", "test", "--resume", run, "--epochs", "8")
+            res = run_main(capsys, "env", "test", "--resume", run, "--epochs", "4")
         finally:
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(det)
@@ -158,7 +158,7 @@ def test_a_full_disk_stops_training_with_one_line_and_resume_continues(small_dis
     assert checkpoint.load(run / "checkpoints" / "last.pt")["epoch"] == 2
     if filler is not None:
         filler.unlink()
-    res = cli("env", "test", "--resume", run, "--epochs", "8", "--json")
+    res = cli("env", "test", "--resume", run, "--epochs", "4", "--json")
     assert res.returncode == 0, res.stderr[-2000:]
     for key, value in _weights(tmp_path / "env-test" / "ref").items():
         assert torch.equal(value, _weights(run)[key]), key

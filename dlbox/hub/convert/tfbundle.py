@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dlbox.errors import UserError
+from dlbox.hub.convert.protowire import read_varint
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -41,34 +42,19 @@ def _corrupt(path: Path, why: str) -> CorruptCheckpoint:
 # --- protobuf wire format -----------------------------------------------------------------------------
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise IndexError("varint runs past the end")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise ValueError("varint too long")
-
-
 def _fields(buf: bytes) -> dict[int, list]:
     """field number -> values (ints for varint/fixed, bytes for length-delimited)."""
     out: dict[int, list] = {}
     pos = 0
     while pos < len(buf):
-        key, pos = _varint(buf, pos)
+        key, pos = read_varint(buf, pos)
         num, wire = key >> 3, key & 7
         if wire == 0:
-            val, pos = _varint(buf, pos)
+            val, pos = read_varint(buf, pos)
         elif wire == 1:
             val, pos = buf[pos : pos + 8], pos + 8
         elif wire == 2:
-            n, pos = _varint(buf, pos)
+            n, pos = read_varint(buf, pos)
             if pos + n > len(buf):
                 raise IndexError("field runs past the end")
             val, pos = buf[pos : pos + n], pos + n
@@ -101,10 +87,10 @@ class Table:
             raise _corrupt(path, "no table footer (truncated, or not a checkpoint file)")
         footer = data[-FOOTER_SIZE:]
         try:
-            _, pos = _varint(footer, 0)  # metaindex offset
-            _, pos = _varint(footer, pos)  # metaindex size
-            off, pos = _varint(footer, pos)
-            size, _ = _varint(footer, pos)
+            _, pos = read_varint(footer, 0)  # metaindex offset
+            _, pos = read_varint(footer, pos)  # metaindex size
+            off, pos = read_varint(footer, pos)
+            size, _ = read_varint(footer, pos)
         except (IndexError, ValueError):
             raise _corrupt(path, "damaged table footer") from None
         self.index = (off, size)
@@ -126,9 +112,9 @@ class Table:
             end = len(block) - 4 - 4 * restarts
             pos, key = 0, b""
             while pos < end:
-                shared, pos = _varint(block, pos)
-                unshared, pos = _varint(block, pos)
-                vlen, pos = _varint(block, pos)
+                shared, pos = read_varint(block, pos)
+                unshared, pos = read_varint(block, pos)
+                vlen, pos = read_varint(block, pos)
                 key = key[:shared] + block[pos : pos + unshared]
                 pos += unshared
                 yield key, block[pos : pos + vlen]
@@ -139,8 +125,8 @@ class Table:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for _, handle in self._entries(self._block(*self.index)):
             try:
-                off, pos = _varint(handle, 0)
-                size, _ = _varint(handle, pos)
+                off, pos = read_varint(handle, 0)
+                size, _ = read_varint(handle, pos)
             except (IndexError, ValueError):
                 raise _corrupt(self.path, "damaged block handle") from None
             yield from self._entries(self._block(off, size))
@@ -149,7 +135,7 @@ class Table:
 def _snappy(src: bytes, path: Path) -> bytes:
     """Raw snappy decompression (LevelDB's block compression 1)."""
     try:
-        n, pos = _varint(src, 0)
+        n, pos = read_varint(src, 0)
         out = bytearray()
         while pos < len(src):
             tag = src[pos]
@@ -297,7 +283,7 @@ def _tensor_values(buf: bytes, dt: int, count: int, path: Path, name: str) -> np
             if isinstance(v, bytes):  # packed
                 pos = 0
                 while pos < len(v):
-                    x, pos = _varint(v, pos)
+                    x, pos = read_varint(v, pos)
                     vals.append(x)
             else:
                 vals.append(v)

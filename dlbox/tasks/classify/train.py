@@ -247,7 +247,7 @@ def train_worker(cfg: ClassifyConfig) -> dict[str, Any] | None:
     return {
         "run_dir": result.run_dir,
         "val_top1": result.best.get("value"),
-        "val_top5": _metric_at(result.run_dir, best_epoch, "val/top5"),
+        "val_top5": result.best_record.get("val/top5"),
         "best_epoch": best_epoch,
         "epochs": result.epochs,
         "seconds": round(result.seconds, 2),
@@ -256,17 +256,6 @@ def train_worker(cfg: ClassifyConfig) -> dict[str, Any] | None:
         "classes": list(task.classes),
         "model": cfg.model,
     }
-
-
-def _metric_at(run_dir: str, epoch: int | None, key: str) -> float | None:
-    from pathlib import Path
-
-    from dlbox.engine.metrics import read_jsonl
-
-    for rec in read_jsonl(Path(run_dir) / "metrics.jsonl"):
-        if rec.get("epoch") == epoch:
-            return rec.get(key)
-    return None
 
 
 def _compile_blocker(cfg: ClassifyConfig, device: torch.device) -> str | None:

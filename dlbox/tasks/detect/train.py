@@ -202,7 +202,7 @@ def train_worker(cfg: DetectConfig) -> dict[str, Any] | None:
     if result is None:
         return None
     best_epoch = result.best.get("epoch")
-    record = _record_at(result.run_dir, best_epoch)
+    record = result.best_record
     images = log_sample_images(task, result.run_dir, int(record.get("step", 0))) if record else 0
     return {
         "run_dir": result.run_dir,
@@ -219,16 +219,6 @@ def train_worker(cfg: DetectConfig) -> dict[str, Any] | None:
         "img_size": cfg.size,
         "tensorboard_images": images,
     }
-
-
-def _record_at(run_dir: str, epoch: int | None) -> dict[str, Any]:
-    from dlbox.engine.metrics import read_jsonl
-
-    records = read_jsonl(Path(run_dir) / "metrics.jsonl")
-    for rec in records:
-        if rec.get("epoch") == epoch:
-            return rec
-    return records[-1] if records else {}
 
 
 def train(cfg: DetectConfig) -> dict[str, Any] | None:

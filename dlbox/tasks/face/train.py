@@ -198,12 +198,8 @@ def train_worker(cfg: FaceTrainConfig) -> dict[str, Any] | None:
     result = fit(task, cfg)
     if result is None:
         return None
-    from pathlib import Path
-
-    from dlbox.engine.metrics import read_jsonl
-
     best_epoch = result.best.get("epoch")
-    at_best = next((r for r in read_jsonl(Path(result.run_dir) / "metrics.jsonl") if r.get("epoch") == best_epoch and "val/threshold" in r), {})
+    at_best = result.best_record
     return {
         "run_dir": result.run_dir, "verify_acc": result.best.get("value"), "best_epoch": best_epoch,
         "threshold": at_best.get("val/threshold"), "epochs": result.epochs, "seconds": round(result.seconds, 2),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dlbox.errors import UserError
+from dlbox.hub.convert.protowire import WireError, read_varint
 
 # message -> field number -> (name, kind). Field numbers are caffe.proto's.
 SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
@@ -27,25 +28,6 @@ SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
 }  # fmt: skip
 
 
-class WireError(ValueError):
-    pass
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise WireError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise WireError("varint too long")
-
-
 def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
@@ -57,11 +39,11 @@ def decode(buf: bytes | memoryview, message: str = "NetParameter") -> dict[str, 
     out: dict[str, list] = {}
     pos = 0
     while pos < len(buf):
-        key, pos = _varint(buf, pos)
+        key, pos = read_varint(buf, pos)
         number, wire = key >> 3, key & 7
         name, kind = schema.get(number, (None, None))
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = read_varint(buf, pos)
             if name:
                 out.setdefault(name, []).append(_signed(value))
         elif wire == 1:
@@ -77,7 +59,7 @@ def decode(buf: bytes | memoryview, message: str = "NetParameter") -> dict[str, 
                 out.setdefault(name, []).append(struct.unpack_from("<f", buf, pos)[0])
             pos += 4
         elif wire == 2:
-            size, pos = _varint(buf, pos)
+            size, pos = read_varint(buf, pos)
             if pos + size > len(buf):
                 raise WireError(f"field {number} runs past the end of the data ({size} bytes)")
             chunk = buf[pos : pos + size]
@@ -95,7 +77,7 @@ def decode(buf: bytes | memoryview, message: str = "NetParameter") -> dict[str, 
             elif kind == "int":  # packed varints
                 p, values = 0, []
                 while p < len(chunk):
-                    v, p = _varint(chunk, p)
+                    v, p = read_varint(chunk, p)
                     values.append(_signed(v))
                 out.setdefault(name, []).extend(values)
             else:
