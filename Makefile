@@ -24,7 +24,8 @@ espeak-ng:
 	command -v espeak-ng >/dev/null || (apt-get update && apt-get install -y espeak-ng)
 
 # Two pytest workers (pytest-xdist): much of the suite is single-threaded (process start-up, imports), so two
-# cores finish it sooner; tests sharing a session fixture stay in one worker (tests/conftest.py).
+# cores finish it sooner; tests sharing a session fixture stay in one worker (tests/conftest.py). pytest < 9:
+# xdist's --dist loadgroup marks a test's group in its node id, which pytest 9's structured ids ignore.
 # PYTEST_ARGS: extra pytest options (.ci/run adds --durations=15 so the suite's time stays visible).
 TEST_WORKERS ?= 2
 test: venv espeak-ng

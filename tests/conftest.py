@@ -110,8 +110,13 @@ def _xdist_group(item) -> str:
 def pytest_collection_modifyitems(config, items):
     """Tests marked gpu need CUDA; elsewhere they are skipped with the reason (the only skips allowed).
     Every test gets its xdist group (``--dist loadgroup``, see the Makefile)."""
+    loadgroup = bool(getattr(config.option, "loadgroup", False))
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+        group = _xdist_group(item)
+        item.add_marker(pytest.mark.xdist_group(group))
+        if loadgroup and "@" not in item.nodeid:
+            # What xdist's own hook does with the marker; it may run before this one and find none.
+            item._nodeid = f"{item.nodeid}@{group}"
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return
