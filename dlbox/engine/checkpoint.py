@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,23 @@ def save(state: dict[str, Any], path: str | Path, keep_previous: bool = False) -
             os.replace(path, previous_of(path))
 
     atomic_write(path, write)
+
+
+def copy(src: str | Path, dst: str | Path) -> None:
+    """``dst`` becomes a copy of the checkpoint ``src``, atomically: a hard link where the file system has them
+    (best.pt is last.pt at the epoch it improved, and a link costs no disk), else a byte copy. Safe because
+    checkpoints are never changed in place: the next save renames a new file over last.pt, and the link keeps
+    the old contents."""
+    src, dst = Path(src), Path(dst)
+
+    def write(tmp: str) -> None:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links here (some network and FUSE file systems): copy the bytes
+            shutil.copyfile(src, tmp)
+
+    atomic_write(dst, write)
 
 
 def previous_of(path: str | Path) -> Path:

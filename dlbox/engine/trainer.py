@@ -201,7 +201,7 @@ def _save(state: dict[str, Any], ckpt_dir: Path, ctx: DistContext, best: bool = 
         try:
             checkpoint.save(state, ckpt_dir / "last.pt", keep_previous=True)
             if best:
-                checkpoint.save(state, ckpt_dir / "best.pt")
+                checkpoint.copy(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
         except WriteError as e:
             error = (e.message, e.hint)
     error = distributed.broadcast_object(error, ctx)

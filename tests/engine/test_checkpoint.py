@@ -65,6 +65,25 @@ def test_keep_previous_moves_the_replaced_file_aside(tmp_path):
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((3,), 2.0))
 
 
+def test_best_is_a_link_to_last_that_keeps_its_contents_when_last_is_replaced(tmp_path):
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    checkpoint.save(_state(1.0), last, keep_previous=True)
+    checkpoint.copy(last, best)
+    assert best.stat().st_ino == last.stat().st_ino  # no second copy on disk
+    checkpoint.save(_state(2.0), last, keep_previous=True)
+    assert torch.equal(checkpoint.load(best)["model"]["w"], torch.ones(3))
+    assert torch.equal(checkpoint.load(last)["model"]["w"], torch.full((3,), 2.0))
+
+
+def test_best_is_copied_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    checkpoint.save(_state(1.0), last)
+    monkeypatch.setattr(checkpoint.os, "link", lambda *a: (_ for _ in ()).throw(PermissionError(1, "no links")))
+    checkpoint.copy(last, best)
+    assert best.stat().st_ino != last.stat().st_ino
+    assert torch.equal(checkpoint.load(best)["model"]["w"], torch.ones(3))
+
+
 def test_truncated_checkpoint_is_named_with_the_previous_good_one(tmp_path):
     path = tmp_path / "last.pt"
     checkpoint.save(_state(1.0), path, keep_previous=True)
