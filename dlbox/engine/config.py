@@ -23,7 +23,10 @@ class EngineConfig:
     # loop
     epochs: int = opt(10, "total epochs; with --resume, a larger N extends a finished run", ge=1)
     batch_size: int = opt(64, "batch size per process", ge=1)
-    workers: int = opt(0, "DataLoader worker processes", ge=0)
+    workers: int | None = opt(None, "DataLoader worker processes (default: 0 on CPU, up to 8 per GPU)", ge=0)
+    max_steps: int | None = opt(None, "stop after N training steps, mid-epoch if need be (with a checkpoint); "
+                                "the run ends at --epochs or --max-steps, whichever comes first", ge=1)
+    eval_every: int | None = opt(None, "also validate every N training steps (a record of kind 'eval')", ge=1)
     # run directory and checkpoints
     runs_dir: str = opt("runs", "runs go to RUNS_DIR/<task>/<name>/")
     name: str | None = opt(None, "run name (default: a timestamp)")

@@ -70,6 +70,16 @@ def set_threads(threads: int | None, local_world_size: int = 1) -> int:
     return n
 
 
+def loader_workers(cfg, ctx) -> int:
+    """DataLoader workers: --workers, else none on CPU (the main process loads while torch's threads use every
+    core; workers would compete for them) and on CUDA several, so the CPU keeps the GPU fed."""
+    if cfg.workers is not None:
+        return cfg.workers
+    if ctx.device.type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, ctx.local_world_size) - 1))
+
+
 def set_deterministic(enabled: bool) -> None:
     if not enabled:
         return

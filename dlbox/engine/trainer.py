@@ -16,17 +16,18 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from dlbox import __version__
 from dlbox.config import save_yaml, to_dict
 from dlbox.engine import checkpoint, distributed
 from dlbox.engine.config import EngineConfig
-from dlbox.engine.device import autocast, grad_scaler, set_deterministic, set_threads
+from dlbox.engine.device import autocast, grad_scaler, loader_workers, set_deterministic, set_threads
 from dlbox.engine.distributed import DistContext
 from dlbox.engine.fileio import WriteError
 from dlbox.engine.metrics import MetricsLogger
 from dlbox.engine.progress import bar, log
+from dlbox.engine.samplers import BucketBatchSampler, ResumableSampler, ShardSampler
 from dlbox.engine.seed import rng_state, seed_everything, set_rng_state
 from dlbox.engine.signals import GracefulStop, Interrupted
 
@@ -72,34 +73,6 @@ class FitResult:
         from dlbox.engine.metrics import record_at
 
         return record_at(self.run_dir, self.best.get("epoch"))
-
-
-class ResumableSampler(DistributedSampler):
-    """DistributedSampler whose order depends only on (seed, epoch), and which can skip the first batches
-    of an epoch, so a run resumed mid-epoch sees exactly the samples the uninterrupted run would."""
-
-    def __init__(self, dataset, ctx: DistContext, shuffle: bool, seed: int):
-        super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle, seed=seed)
-        self.skip = 0
-
-    def __iter__(self):
-        return iter(list(super().__iter__())[self.skip :])
-
-    def __len__(self) -> int:
-        return self.num_samples - self.skip
-
-
-class ShardSampler(torch.utils.data.Sampler):
-    """Evaluation sharding without padding, so metrics over all ranks count every sample exactly once."""
-
-    def __init__(self, n: int, ctx: DistContext):
-        self.indices = list(range(ctx.rank, n, ctx.world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 def state_digest(model: nn.Module) -> str:
@@ -236,21 +209,23 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_set, val_set = task.datasets()
-    sampler = ResumableSampler(train_set, ctx, shuffle=True, seed=cfg.seed)
     # Own generator: creating the loader's iterator must not draw from the global RNG (exact resume).
     loader_gen = torch.Generator()
     collate = getattr(task, "collate_fn", None)
-    train_loader = DataLoader(
-        train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-        generator=loader_gen, collate_fn=collate, pin_memory=ctx.device.type == "cuda", drop_last=False,
-    )  # fmt: skip
+    workers = loader_workers(cfg, ctx)
+    common = dict(num_workers=workers, collate_fn=collate, pin_memory=ctx.device.type == "cuda",
+                  persistent_workers=False)  # fmt: skip
+    if hasattr(task, "sample_lengths"):  # speech, text: batches of similar length waste less on padding
+        sampler = BucketBatchSampler(task.sample_lengths(train_set), cfg.batch_size, ctx, seed=cfg.seed)
+        train_loader = DataLoader(train_set, batch_sampler=sampler, generator=loader_gen, **common)
+    else:
+        sampler = ResumableSampler(train_set, ctx, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, generator=loader_gen,
+                                  drop_last=False, **common)  # fmt: skip
     val_loader = None
     if val_set is not None:
-        val_loader = DataLoader(
-            val_set, batch_size=cfg.batch_size, sampler=ShardSampler(len(val_set), ctx),
-            num_workers=cfg.workers, collate_fn=collate,
-        )  # fmt: skip
-    steps_per_epoch = math.ceil(sampler.num_samples / cfg.batch_size)
+        val_loader = DataLoader(val_set, batch_size=cfg.batch_size, sampler=ShardSampler(len(val_set), ctx), **common)
+    steps_per_epoch = sampler.batches_per_epoch()
     optimizer, scheduler = task.configure_optimizers(model, steps_per_epoch)
     scaler = grad_scaler(ctx.device, cfg.precision)
     mode = getattr(task, "best_mode", "max")
@@ -313,6 +288,18 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             "task_state": task.state_dict() if hasattr(task, "state_dict") else None, **extra_state,
         }  # fmt: skip
 
+    def validate() -> dict[str, float]:
+        if hasattr(task, "before_evaluate"):
+            task.before_evaluate(unwrap(model), ctx)
+        if val_loader is None:
+            return {}
+        # A task with metrics that are not averages (COCO mAP) brings its own evaluate().
+        eval_fn = getattr(task, "evaluate", None) or (lambda m, dl, c, k: evaluate(task, m, dl, c, k))
+        eval_model = task.eval_model(unwrap(model)) if hasattr(task, "eval_model") else unwrap(model)
+        result = {f"val/{k}": v for k, v in eval_fn(eval_model, val_loader, ctx, cfg).items()}
+        model.train()
+        return result
+
     # --- the loop --------------------------------------------------------------------------------------
     t_start, images_seen, last_metrics = time.perf_counter(), 0, {}
     t_saved = time.monotonic()
@@ -321,8 +308,9 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
     agree_every = 8 if ctx.device.type == "cuda" else 1
     with GracefulStop() as stop:
         for epoch in range(start_epoch, cfg.epochs):
-            sampler.set_epoch(epoch)
-            sampler.skip = start_batch * cfg.batch_size if epoch == start_epoch else 0
+            if cfg.max_steps is not None and global_step >= cfg.max_steps:
+                break  # resumed with the --max-steps it stopped at: nothing left to do
+            sampler.start(epoch, skip_batches=start_batch if epoch == start_epoch else 0)
             loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
             model.train()
             if hasattr(task, "on_epoch_start"):
@@ -330,6 +318,7 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             sums: dict[str, Any] = dict(partial) if epoch == start_epoch else {}
             t_epoch, n_epoch = time.perf_counter(), 0
             pbar = bar(len(train_loader), f"epoch {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main, unit="batch")
+            reached, last_step = False, True  # as they stand when the epoch has no batches left to run
             for i, batch in enumerate(train_loader, start=start_batch if epoch == start_epoch else 0):
                 batch = to_device(batch, ctx.device, cfg.channels_last)
                 with autocast(ctx.device, cfg.precision):
@@ -367,11 +356,23 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                     if ctx.is_main:
                         _close(monitor, logger)
                     raise Interrupted(str(run_dir), epoch, global_step, stop.signum or 2)
+                reached = cfg.max_steps is not None and global_step >= cfg.max_steps
                 counted = cfg.save_every is not None and global_step % cfg.save_every == 0
-                if (counted or timed_save) and not last_step:  # the epoch's end saves anyway
+                if (counted or timed_save) and not (last_step or reached):  # the epoch's end saves anyway
                     _save(make_state(epoch, i + 1, _floats(sums)), ckpt_dir, ctx)
                     t_saved = time.monotonic()
+                if cfg.eval_every is not None and global_step % cfg.eval_every == 0 and not (last_step or reached):
+                    # Between epochs' ends (Caffe's test_interval): the same validation, a record of kind "eval".
+                    evaluated = validate()
+                    if ctx.is_main and evaluated:
+                        logger.log({"step": global_step, "epoch": epoch + 1, "kind": "eval", **evaluated})
+                        pbar.write(f"step {global_step}  " + "  ".join(f"{k} {v:.4g}" for k, v in evaluated.items()))
+                if reached:
+                    break
             pbar.close()
+            # Stopped by --max-steps before the epoch's end: its record covers the steps run, and the checkpoint
+            # is a mid-epoch one, so a resume with a larger --max-steps continues inside this epoch.
+            whole_epoch = not reached or last_step
             epoch_time = time.perf_counter() - t_epoch
             train = _average(distributed.all_reduce_sums(_floats(sums), ctx))
             epoch_images = distributed.all_reduce_sums({"n": n_epoch}, ctx)["n"]
@@ -380,25 +381,22 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             record.update({f"train/{k}": v for k, v in train.items()})
             record["lr"] = optimizer.param_groups[0]["lr"]
             record["images_per_sec"] = epoch_images / max(epoch_time, 1e-9)
-            if hasattr(task, "before_evaluate"):
-                task.before_evaluate(unwrap(model), ctx)
-            if val_loader is not None:
-                # A task with metrics that are not averages (COCO mAP) brings its own evaluate().
-                eval_fn = getattr(task, "evaluate", None) or (lambda m, dl, c, k: evaluate(task, m, dl, c, k))
-                eval_model = task.eval_model(unwrap(model)) if hasattr(task, "eval_model") else unwrap(model)
-                record.update({f"val/{k}": v for k, v in eval_fn(eval_model, val_loader, ctx, cfg).items()})
+            record.update(validate())
             last_metrics = record
             value = record.get(task.best_metric, math.nan)
             # Without validation data the latest weights are the best we know.
             improved = _better(value, best["value"], mode) if task.best_metric in record else True
             if improved:
                 best = {"metric": task.best_metric, "value": value if task.best_metric in record else None, "epoch": epoch + 1}
-            _save(make_state(epoch + 1, 0, {}), ckpt_dir, ctx, best=improved)
+            state = make_state(epoch + 1, 0, {}) if whole_epoch else make_state(epoch, i + 1, _floats(sums))
+            _save(state, ckpt_dir, ctx, best=improved)
             t_saved = time.monotonic()
             if ctx.is_main:
                 logger.log(record)
                 shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
                 log(f"epoch {epoch + 1}/{cfg.epochs}  {shown}")
+            if not whole_epoch or reached:
+                break
 
     seconds = time.perf_counter() - t_start
     digest = state_digest(unwrap(model))

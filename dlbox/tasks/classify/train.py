@@ -63,6 +63,8 @@ class ClassifyTask:
         self.module: nn.Module | None = None
         self.compiled: nn.Module | None = None  # --compile: the training forward of ``self.module``, compiled
         self._set_transforms()
+        self.device_preprocess = None  # --decode device: decodes and transforms the byte batches on the device
+        self._set_decode()
 
     def _set_transforms(self) -> None:
         from dlbox.data.transforms import build_transforms
@@ -78,6 +80,27 @@ class ClassifyTask:
         if self.val_set is not None:
             self.val_set.transform = eval_tf
         self.eval_transform = eval_tf
+
+    def _set_decode(self) -> None:
+        """--decode device: the loader workers read the files' bytes and train_step/eval_step decode and transform
+        them on the training device (dlbox.data.device_decode); the PIL transforms above stay for cpu."""
+        from dlbox.data import device_decode
+
+        cfg = self.cfg
+        on_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+        if not device_decode.choose(cfg.decode, on_cuda, self.train_set.samples, str(cfg.data)):
+            return
+        self.train_set = device_decode.EncodedDataset(self.train_set, cfg.seed)
+        if self.val_set is not None:
+            self.val_set = device_decode.EncodedDataset(self.val_set, cfg.seed)
+        self.collate_fn = device_decode.collate  # the engine's loaders take the task's collate_fn
+        self.device_preprocess = device_decode.DevicePreprocess(cfg.augment, self.img_size, self.mean, self.std)
+
+    def _inputs(self, x, y: torch.Tensor, train: bool) -> torch.Tensor:
+        """The model's input: ``x`` itself, or with --decode device the byte batch decoded on y's device."""
+        if self.device_preprocess is None or isinstance(x, torch.Tensor):
+            return x
+        return self.device_preprocess(x, y.device, train=train, channels_last=self.cfg.channels_last)
 
     def _data_size(self) -> int:
         """From scratch, the data's own size: its median image side rounded up to a multiple of 32, within
@@ -168,6 +191,8 @@ class ClassifyTask:
             freeze_bn(model)
         if cfg.freeze_backbone and cfg.unfreeze_after is not None and epoch == cfg.unfreeze_after:
             log(f"epoch {epoch + 1}: unfreezing the backbone")
+        if self.device_preprocess is not None:
+            self.train_set.epoch = epoch  # the augmentation seeds: (seed, epoch, index); workers get a fresh copy
 
     def on_step_end(self, model: nn.Module) -> None:
         if self.ema is not None:
@@ -184,11 +209,15 @@ class ClassifyTask:
         """Training images with the evaluation transform (statistics should match what the model sees at test)."""
         from torch.utils.data import DataLoader
 
-        from dlbox.engine.trainer import ShardSampler
+        from dlbox.engine.device import loader_workers
+        from dlbox.engine.samplers import ShardSampler
 
         ds = copy.copy(self.train_set)
         ds.transform = self.eval_transform
-        loader = DataLoader(ds, batch_size=self.cfg.batch_size, sampler=ShardSampler(len(ds), ctx), num_workers=self.cfg.workers)
+        loader = DataLoader(ds, batch_size=self.cfg.batch_size, sampler=ShardSampler(len(ds), ctx),
+                            num_workers=loader_workers(self.cfg, ctx), collate_fn=getattr(self, "collate_fn", None))  # fmt: skip
+        if self.device_preprocess is not None:  # byte batches: the evaluation transform on the device
+            return (self.device_preprocess(x, ctx.device, train=False, channels_last=self.cfg.channels_last) for x, _ in loader)
         return (to_device(x, ctx.device, self.cfg.channels_last) for x, _ in loader)
 
     def _logits(self, out) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -211,7 +240,8 @@ class ClassifyTask:
         }
 
     def train_step(self, model: nn.Module, batch):
-        x, y = batch  # x: (N, 3, H, W), y: (N,)
+        x, y = batch  # x: (N, 3, H, W) or, with --decode device, an EncodedBatch; y: (N,)
+        x = self._inputs(x, y, train=True)
         forward = self.compiled if self.compiled is not None and model is self.module else model
         logits, aux = self._logits(forward(x))
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
@@ -222,6 +252,7 @@ class ClassifyTask:
 
     def eval_step(self, model: nn.Module, batch):
         x, y = batch
+        x = self._inputs(x, y, train=False)
         logits, _ = self._logits(model(x))
         return self._sums(logits, y, F.cross_entropy(logits, y))
 
