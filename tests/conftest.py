@@ -129,6 +129,24 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(reason)
 
 
+def fill_disk_after(monkeypatch, module, nbytes: int = 0) -> None:
+    """Where no tmpfs can be mounted: ``module.write_all`` (dlbox's one write path) fails with ENOSPC once
+    ``nbytes`` have been written, as a full disk would. In this process only: run the command in-process."""
+    import errno
+
+    real, written = module.write_all, [0]
+
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def write_all(fh, data, path, kept):
+        written[0] += len(data)
+        real(Full() if written[0] > nbytes else fh, data, path, kept)
+
+    monkeypatch.setattr(module, "write_all", write_all)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """``small_disk("1m")``: a tmpfs of that size, mounted where this machine allows it (CI runs as root),
@@ -138,7 +156,10 @@ def small_disk(tmp_path):
     def mount(size: str) -> Path | None:
         mnt = tmp_path / f"disk-{len(mounted)}"
         mnt.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        try:
+            proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        except FileNotFoundError:  # no mount command
+            return None
         if proc.returncode != 0:
             return None
         mounted.append(mnt)

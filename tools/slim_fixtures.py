@@ -11,6 +11,21 @@ The graphs follow tensorflow/models research/slim/nets (not on PyPI) scope for s
 layers and arg scopes as there, at reduced width (a depth multiplier; ResNet also with fewer units per block)
 so the checkpoints stay small. Variable names, layer order, strides, padding, BatchNorm settings and the
 logits layer are those of the nets; only channel counts (and ResNet's unit counts) are smaller.
+
+Why reduced width, and not smaller files of full-width weights: the full checkpoints are 90-220 MB, and a
+file that only seeds the weights would not be one TensorFlow wrote. At reduced width every fixture is a real
+TF-written bundle, its logits computed by TensorFlow on TF-Slim's layer definitions, and the PyTorch side
+(torchvision/timm modules resized to the checkpoint's shapes) is checked on the same graph structure: block
+counts, branch order, strides, paddings and the pooling rules are full size. Inception V3 uses the nets' own
+``depth_multiplier`` (0.0625, min_depth 16); Inception V4 and Inception-ResNet-v2 have none in the nets, so
+every width is max(int(width * 0.0625), 8) here, with all 4+7+3 (V4) and 10+20+9+1 (IRv2) blocks kept; the
+auxiliary heads are built and saved (real checkpoints have them) but only the main logits are compared.
+The 1001-class logits layers are the largest tensors left (about half of each new fixture, 0.8-1.9 MB).
+
+    /tmp/tfslim-venv/bin/python tools/slim_fixtures.py --check-full-size
+
+builds the same functions at full width and compares their parameter counts with those published for
+TF-Slim's own nets (all equal when last run), so the builders are the nets and not only look like them.
 """
 
 from __future__ import annotations
@@ -212,6 +227,287 @@ def vgg(x, num_classes: int, scope: str, widths, fc: int):
         return tf.squeeze(net, [1, 2])
 
 
+# --- nets/inception_v3.py (inception_v3_arg_scope = inception_utils.inception_arg_scope) ------------------
+# Branch layouts of the Mixed blocks: per branch, (depth, kernel, scope) convolutions; "pool" an average
+# pool 3x3 SAME, "max" a 3x3 stride-2 VALID max pool, a tuple of two convolutions a concatenated pair;
+# stride-2 convolutions are VALID, as in the nets.
+
+V3_A = lambda pool: [[(64, 1, "Conv2d_0a_1x1")], [(48, 1, "Conv2d_0a_1x1"), (64, 5, "Conv2d_0b_5x5")],  # noqa: E731
+                     [(64, 1, "Conv2d_0a_1x1"), (96, 3, "Conv2d_0b_3x3"), (96, 3, "Conv2d_0c_3x3")],
+                     ["pool", (pool, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+V3_C = lambda n: [[(192, 1, "Conv2d_0a_1x1")],  # noqa: E731
+                  [(n, 1, "Conv2d_0a_1x1"), (n, [1, 7], "Conv2d_0b_1x7"), (192, [7, 1], "Conv2d_0c_7x1")],
+                  [(n, 1, "Conv2d_0a_1x1"), (n, [7, 1], "Conv2d_0b_7x1"), (n, [1, 7], "Conv2d_0c_1x7"),
+                   (n, [7, 1], "Conv2d_0d_7x1"), (192, [1, 7], "Conv2d_0e_1x7")],
+                  ["pool", (192, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+V3_E = lambda b1: [[(320, 1, "Conv2d_0a_1x1")],  # noqa: E731
+                   [(384, 1, "Conv2d_0a_1x1"), ((384, [1, 3], "Conv2d_0b_1x3"), (384, [3, 1], b1))],
+                   [(448, 1, "Conv2d_0a_1x1"), (384, 3, "Conv2d_0b_3x3"),
+                    ((384, [1, 3], "Conv2d_0c_1x3"), (384, [3, 1], "Conv2d_0d_3x1"))],
+                   ["pool", (192, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+V3_MIXED = {
+    "Mixed_5b": V3_A(32),
+    # the nets' own spelling in Mixed_5c: "Conv2d_0b_1x1" then "Conv_1_0c_5x5"
+    "Mixed_5c": [[(64, 1, "Conv2d_0a_1x1")], [(48, 1, "Conv2d_0b_1x1"), (64, 5, "Conv_1_0c_5x5")],
+                 V3_A(64)[2], ["pool", (64, 1, "Conv2d_0b_1x1")]],
+    "Mixed_5d": V3_A(64),
+    "Mixed_6a": [[(384, 3, "Conv2d_1a_1x1", 2)], [(64, 1, "Conv2d_0a_1x1"), (96, 3, "Conv2d_0b_3x3"),
+                                                   (96, 3, "Conv2d_1a_1x1", 2)], ["max"]],
+    "Mixed_6b": V3_C(128), "Mixed_6c": V3_C(160), "Mixed_6d": V3_C(160), "Mixed_6e": V3_C(192),
+    "Mixed_7a": [[(192, 1, "Conv2d_0a_1x1"), (320, 3, "Conv2d_1a_3x3", 2)],
+                 [(192, 1, "Conv2d_0a_1x1"), (192, [1, 7], "Conv2d_0b_1x7"), (192, [7, 1], "Conv2d_0c_7x1"),
+                  (192, 3, "Conv2d_1a_3x3", 2)], ["max"]],
+    "Mixed_7b": V3_E("Conv2d_0b_3x1"), "Mixed_7c": V3_E("Conv2d_0c_3x1"),
+}  # fmt: skip
+
+
+def _branches(net, branches, d, pool_scope="AvgPool_0a_3x3", max_scope="MaxPool_1a_3x3"):
+    """One Inception block from a branch table (see V3_MIXED), under the current variable scope."""
+
+    def conv(x, spec):
+        depth, k, scope, *stride = spec
+        s = stride[0] if stride else 1
+        return slim.conv2d(x, d(depth), k, stride=s, padding="VALID" if s > 1 else "SAME", scope=scope)
+
+    outs = []
+    for i, branch in enumerate(branches):
+        with tf.variable_scope(f"Branch_{i}"):
+            x = net
+            for layer in branch:
+                if layer == "pool":
+                    x = slim.avg_pool2d(x, [3, 3], stride=1, padding="SAME", scope=pool_scope)
+                elif layer == "max":
+                    x = slim.max_pool2d(x, [3, 3], stride=2, padding="VALID", scope=max_scope)
+                elif isinstance(layer[0], tuple):
+                    x = tf.concat(axis=3, values=[conv(x, layer[0]), conv(x, layer[1])])
+                else:
+                    x = conv(x, layer)
+            outs.append(x)
+    return tf.concat(axis=3, values=outs)
+
+
+def _inception_arg_scope(scale: bool = False):
+    bn = {"decay": 0.9997, "epsilon": 0.001, "scale": scale, "is_training": False}
+    return slim.arg_scope([slim.conv2d], activation_fn=tf.nn.relu, normalizer_fn=slim.batch_norm,
+                          normalizer_params=bn)  # fmt: skip
+
+
+def inception_v3(x, num_classes: int, mult: float, min_depth: int = 16):
+    d = lambda n: max(int(n * mult), min_depth)  # noqa: E731  # the nets' depth()
+    with _inception_arg_scope(), tf.variable_scope("InceptionV3"):
+        with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="VALID"):
+            net = slim.conv2d(x, d(32), [3, 3], stride=2, scope="Conv2d_1a_3x3")
+            net = slim.conv2d(net, d(32), [3, 3], scope="Conv2d_2a_3x3")
+            net = slim.conv2d(net, d(64), [3, 3], padding="SAME", scope="Conv2d_2b_3x3")
+            net = slim.max_pool2d(net, [3, 3], stride=2, scope="MaxPool_3a_3x3")
+            net = slim.conv2d(net, d(80), [1, 1], scope="Conv2d_3b_1x1")
+            net = slim.conv2d(net, d(192), [3, 3], scope="Conv2d_4a_3x3")
+            net = slim.max_pool2d(net, [3, 3], stride=2, scope="MaxPool_5a_3x3")
+        for name, branches in V3_MIXED.items():
+            with tf.variable_scope(name):
+                net = _branches(net, branches, d)
+            if name == "Mixed_6e":
+                aux_in = net
+        with tf.variable_scope("AuxLogits"), slim.arg_scope([slim.conv2d], stride=1, padding="SAME"):
+            aux = slim.avg_pool2d(aux_in, [5, 5], stride=3, padding="VALID", scope="AvgPool_1a_5x5")
+            aux = slim.conv2d(aux, d(128), [1, 1], scope="Conv2d_1b_1x1")
+            k = [min(aux.get_shape().as_list()[1], 5), min(aux.get_shape().as_list()[2], 5)]
+            aux = slim.conv2d(aux, d(768), k, padding="VALID", scope="Conv2d_2a_{}x{}".format(*k))
+            slim.conv2d(aux, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="Conv2d_2b_1x1")
+        with tf.variable_scope("Logits"):
+            shape = net.get_shape().as_list()
+            k = [min(shape[1], 8), min(shape[2], 8)]
+            net = slim.avg_pool2d(net, k, padding="VALID", scope="AvgPool_1a_{}x{}".format(*k))
+            logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="Conv2d_1c_1x1")
+            return tf.squeeze(logits, [1, 2])
+
+
+# --- nets/inception_v4.py (inception_utils.inception_arg_scope: BN without gamma, epsilon 0.001) ----------
+
+V4_A = [[(96, 1, "Conv2d_0a_1x1")], [(64, 1, "Conv2d_0a_1x1"), (96, 3, "Conv2d_0b_3x3")],
+        [(64, 1, "Conv2d_0a_1x1"), (96, 3, "Conv2d_0b_3x3"), (96, 3, "Conv2d_0c_3x3")],
+        ["pool", (96, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+V4_RA = [[(384, 3, "Conv2d_1a_3x3", 2)], [(192, 1, "Conv2d_0a_1x1"), (224, 3, "Conv2d_0b_3x3"),
+                                          (256, 3, "Conv2d_1a_3x3", 2)], ["max"]]  # fmt: skip
+V4_B = [[(384, 1, "Conv2d_0a_1x1")],
+        [(192, 1, "Conv2d_0a_1x1"), (224, [1, 7], "Conv2d_0b_1x7"), (256, [7, 1], "Conv2d_0c_7x1")],
+        [(192, 1, "Conv2d_0a_1x1"), (192, [7, 1], "Conv2d_0b_7x1"), (224, [1, 7], "Conv2d_0c_1x7"),
+         (224, [7, 1], "Conv2d_0d_7x1"), (256, [1, 7], "Conv2d_0e_1x7")],
+        ["pool", (128, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+V4_RB = [[(192, 1, "Conv2d_0a_1x1"), (192, 3, "Conv2d_1a_3x3", 2)],
+         [(256, 1, "Conv2d_0a_1x1"), (256, [1, 7], "Conv2d_0b_1x7"), (320, [7, 1], "Conv2d_0c_7x1"),
+          (320, 3, "Conv2d_1a_3x3", 2)], ["max"]]  # fmt: skip
+V4_C = [[(256, 1, "Conv2d_0a_1x1")],
+        [(384, 1, "Conv2d_0a_1x1"), ((256, [1, 3], "Conv2d_0b_1x3"), (256, [3, 1], "Conv2d_0c_3x1"))],
+        [(384, 1, "Conv2d_0a_1x1"), (448, [3, 1], "Conv2d_0b_3x1"), (512, [1, 3], "Conv2d_0c_1x3"),
+         ((256, [1, 3], "Conv2d_0d_1x3"), (256, [3, 1], "Conv2d_0e_3x1"))],
+        ["pool", (256, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+
+
+def inception_v4(x, num_classes: int, mult: float, min_depth: int = 8):
+    """The nets have no depth multiplier: every width here is max(int(width * mult), min_depth)."""
+    d = lambda n: max(int(n * mult), min_depth)  # noqa: E731
+    with _inception_arg_scope(), tf.variable_scope("InceptionV4"), \
+            slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):  # fmt: skip
+        net = slim.conv2d(x, d(32), [3, 3], stride=2, padding="VALID", scope="Conv2d_1a_3x3")
+        net = slim.conv2d(net, d(32), [3, 3], padding="VALID", scope="Conv2d_2a_3x3")
+        net = slim.conv2d(net, d(64), [3, 3], scope="Conv2d_2b_3x3")
+        with tf.variable_scope("Mixed_3a"):
+            with tf.variable_scope("Branch_0"):
+                b0 = slim.max_pool2d(net, [3, 3], stride=2, padding="VALID", scope="MaxPool_0a_3x3")
+            with tf.variable_scope("Branch_1"):
+                b1 = slim.conv2d(net, d(96), [3, 3], stride=2, padding="VALID", scope="Conv2d_0a_3x3")
+            net = tf.concat(axis=3, values=[b0, b1])
+        with tf.variable_scope("Mixed_4a"):
+            with tf.variable_scope("Branch_0"):
+                b0 = slim.conv2d(net, d(64), [1, 1], scope="Conv2d_0a_1x1")
+                b0 = slim.conv2d(b0, d(96), [3, 3], padding="VALID", scope="Conv2d_1a_3x3")
+            with tf.variable_scope("Branch_1"):
+                b1 = slim.conv2d(net, d(64), [1, 1], scope="Conv2d_0a_1x1")
+                b1 = slim.conv2d(b1, d(64), [1, 7], scope="Conv2d_0b_1x7")
+                b1 = slim.conv2d(b1, d(64), [7, 1], scope="Conv2d_0c_7x1")
+                b1 = slim.conv2d(b1, d(96), [3, 3], padding="VALID", scope="Conv2d_1a_3x3")
+            net = tf.concat(axis=3, values=[b0, b1])
+        with tf.variable_scope("Mixed_5a"):
+            with tf.variable_scope("Branch_0"):
+                b0 = slim.conv2d(net, d(192), [3, 3], stride=2, padding="VALID", scope="Conv2d_1a_3x3")
+            with tf.variable_scope("Branch_1"):
+                b1 = slim.max_pool2d(net, [3, 3], stride=2, padding="VALID", scope="MaxPool_1a_3x3")
+            net = tf.concat(axis=3, values=[b0, b1])
+        blocks = [(f"Mixed_5{c}", V4_A) for c in "bcde"] + [("Mixed_6a", V4_RA)] + \
+            [(f"Mixed_6{c}", V4_B) for c in "bcdefgh"] + [("Mixed_7a", V4_RB)] + [(f"Mixed_7{c}", V4_C) for c in "bcd"]  # fmt: skip
+        for name, branches in blocks:
+            with tf.variable_scope(name):
+                net = _branches(net, branches, d)
+            if name == "Mixed_6h":
+                aux_in = net
+        with tf.variable_scope("AuxLogits"):
+            aux = slim.avg_pool2d(aux_in, [5, 5], stride=3, padding="VALID", scope="AvgPool_1a_5x5")
+            aux = slim.conv2d(aux, d(128), [1, 1], scope="Conv2d_1b_1x1")
+            aux = slim.conv2d(aux, d(768), aux.get_shape()[1:3], padding="VALID", scope="Conv2d_2a")
+            slim.fully_connected(slim.flatten(aux), num_classes, activation_fn=None, scope="Aux_logits")
+        with tf.variable_scope("Logits"):
+            net = slim.avg_pool2d(net, net.get_shape()[1:3], padding="VALID", scope="AvgPool_1a")
+            net = slim.flatten(net, scope="PreLogitsFlatten")
+            return slim.fully_connected(net, num_classes, activation_fn=None, scope="Logits")
+
+
+# --- nets/inception_resnet_v2.py (inception_resnet_v2_arg_scope: BN without gamma, epsilon 0.001) ---------
+
+
+def _residual(net, towers, scale, activation_fn, d):
+    """block35/block17/block8: towers of (depth, kernel, scope), concatenated, a 1x1 up-projection with
+    biases back to the input's width, scaled and added."""
+    outs = []
+    for i, tower in enumerate(towers):
+        with tf.variable_scope(f"Branch_{i}"):
+            x = net
+            for depth, k, scope in tower:
+                x = slim.conv2d(x, d(depth), k, scope=scope)
+            outs.append(x)
+    up = slim.conv2d(tf.concat(axis=3, values=outs), net.get_shape()[3], 1, normalizer_fn=None, activation_fn=None,
+                     scope="Conv2d_1x1")  # fmt: skip
+    net += scale * up
+    return activation_fn(net) if activation_fn else net
+
+
+def inception_resnet_v2(x, num_classes: int, mult: float, min_depth: int = 8):
+    """The nets have no depth multiplier: every width here is max(int(width * mult), min_depth)."""
+    d = lambda n: max(int(n * mult), min_depth)  # noqa: E731
+
+    # named as the nets' functions: slim.repeat names the scopes after them (Repeat/block35_1, ...)
+    def block35(net, scale=1.0, activation_fn=tf.nn.relu, scope=None):
+        with tf.variable_scope(scope, "Block35"):
+            return _residual(net, [[(32, 1, "Conv2d_1x1")], [(32, 1, "Conv2d_0a_1x1"), (32, 3, "Conv2d_0b_3x3")],
+                                   [(32, 1, "Conv2d_0a_1x1"), (48, 3, "Conv2d_0b_3x3"), (64, 3, "Conv2d_0c_3x3")]],
+                             scale, activation_fn, d)  # fmt: skip
+
+    def block17(net, scale=1.0, activation_fn=tf.nn.relu, scope=None):
+        with tf.variable_scope(scope, "Block17"):
+            return _residual(net, [[(192, 1, "Conv2d_1x1")], [(128, 1, "Conv2d_0a_1x1"), (160, [1, 7], "Conv2d_0b_1x7"),
+                                                              (192, [7, 1], "Conv2d_0c_7x1")]], scale, activation_fn, d)  # fmt: skip
+
+    def block8(net, scale=1.0, activation_fn=tf.nn.relu, scope=None):
+        with tf.variable_scope(scope, "Block8"):
+            return _residual(net, [[(192, 1, "Conv2d_1x1")], [(192, 1, "Conv2d_0a_1x1"), (224, [1, 3], "Conv2d_0b_1x3"),
+                                                              (256, [3, 1], "Conv2d_0c_3x1")]], scale, activation_fn, d)  # fmt: skip
+
+    with _inception_arg_scope(), tf.variable_scope("InceptionResnetV2"), \
+            slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):  # fmt: skip
+        net = slim.conv2d(x, d(32), 3, stride=2, padding="VALID", scope="Conv2d_1a_3x3")
+        net = slim.conv2d(net, d(32), 3, padding="VALID", scope="Conv2d_2a_3x3")
+        net = slim.conv2d(net, d(64), 3, scope="Conv2d_2b_3x3")
+        net = slim.max_pool2d(net, 3, stride=2, padding="VALID", scope="MaxPool_3a_3x3")
+        net = slim.conv2d(net, d(80), 1, padding="VALID", scope="Conv2d_3b_1x1")
+        net = slim.conv2d(net, d(192), 3, padding="VALID", scope="Conv2d_4a_3x3")
+        net = slim.max_pool2d(net, 3, stride=2, padding="VALID", scope="MaxPool_5a_3x3")
+        with tf.variable_scope("Mixed_5b"):
+            b = [[(96, 1, "Conv2d_1x1")], [(48, 1, "Conv2d_0a_1x1"), (64, 5, "Conv2d_0b_5x5")],
+                 [(64, 1, "Conv2d_0a_1x1"), (96, 3, "Conv2d_0b_3x3"), (96, 3, "Conv2d_0c_3x3")],
+                 ["pool", (64, 1, "Conv2d_0b_1x1")]]  # fmt: skip
+            net = _branches(net, b, d)
+        net = slim.repeat(net, 10, block35, scale=0.17)
+        with tf.variable_scope("Mixed_6a"):
+            net = _branches(net, [[(384, 3, "Conv2d_1a_3x3", 2)], [(256, 1, "Conv2d_0a_1x1"), (256, 3, "Conv2d_0b_3x3"),
+                                                                 (384, 3, "Conv2d_1a_3x3", 2)], ["max"]], d)  # fmt: skip
+        net = slim.repeat(net, 20, block17, scale=0.10)
+        aux_in = net
+        with tf.variable_scope("Mixed_7a"):
+            net = _branches(net, [[(256, 1, "Conv2d_0a_1x1"), (384, 3, "Conv2d_1a_3x3", 2)],
+                                  [(256, 1, "Conv2d_0a_1x1"), (288, 3, "Conv2d_1a_3x3", 2)],
+                                  [(256, 1, "Conv2d_0a_1x1"), (288, 3, "Conv2d_0b_3x3"), (320, 3, "Conv2d_1a_3x3", 2)],
+                                  ["max"]], d)  # fmt: skip
+        net = slim.repeat(net, 9, block8, scale=0.20)
+        net = block8(net, activation_fn=None)
+        net = slim.conv2d(net, d(1536), 1, scope="Conv2d_7b_1x1")
+        with tf.variable_scope("AuxLogits"):
+            aux = slim.avg_pool2d(aux_in, 5, stride=3, padding="VALID", scope="Conv2d_1a_3x3")
+            aux = slim.conv2d(aux, d(128), 1, scope="Conv2d_1b_1x1")
+            aux = slim.conv2d(aux, d(768), aux.get_shape()[1:3], padding="VALID", scope="Conv2d_2a_5x5")
+            slim.fully_connected(slim.flatten(aux), num_classes, activation_fn=None, scope="Logits")
+        with tf.variable_scope("Logits"):
+            net = slim.avg_pool2d(net, net.get_shape()[1:3], padding="VALID", scope="AvgPool_1a_8x8")
+            return slim.fully_connected(slim.flatten(net), num_classes, activation_fn=None, scope="Logits")
+
+
+# --- nets/resnet_v2.py + resnet_utils.py (resnet_arg_scope: BN with gamma, epsilon 1e-5) ------------------
+
+
+def _bottleneck_v2(x, depth, depth_bottleneck, stride):
+    with tf.variable_scope("bottleneck_v2"):
+        depth_in = x.get_shape()[-1]
+        preact = slim.batch_norm(x, activation_fn=tf.nn.relu, scope="preact")
+        if depth == depth_in:
+            shortcut = x if stride == 1 else slim.max_pool2d(x, [1, 1], stride=stride, scope="shortcut")
+        else:
+            shortcut = slim.conv2d(preact, depth, [1, 1], stride=stride, normalizer_fn=None, activation_fn=None,
+                                   scope="shortcut")  # fmt: skip
+        r = slim.conv2d(preact, depth_bottleneck, [1, 1], stride=1, scope="conv1")
+        r = _conv2d_same(r, depth_bottleneck, 3, stride, scope="conv2")
+        r = slim.conv2d(r, depth, [1, 1], stride=1, normalizer_fn=None, activation_fn=None, scope="conv3")
+        return shortcut + r
+
+
+def resnet_v2(x, num_classes: int, base_depths, units, scope: str):
+    bn = {"decay": 0.997, "epsilon": 1e-5, "scale": True, "is_training": False}
+    with slim.arg_scope([slim.conv2d], activation_fn=tf.nn.relu, normalizer_fn=slim.batch_norm, normalizer_params=bn), \
+            slim.arg_scope([slim.batch_norm], **bn), slim.arg_scope([slim.max_pool2d], padding="SAME"), \
+            tf.variable_scope(scope):  # fmt: skip
+        with slim.arg_scope([slim.conv2d], activation_fn=None, normalizer_fn=None):  # conv1: no BN, no ReLU
+            net = _conv2d_same(x, 64, 7, 2, scope="conv1")
+        net = slim.max_pool2d(net, [3, 3], stride=2, scope="pool1")
+        strides = [2, 2, 2, 1]  # resnet_v2_block: the stride sits on the LAST unit of blocks 1-3
+        for b, (base, n, stride) in enumerate(zip(base_depths, units, strides, strict=True)):
+            with tf.variable_scope(f"block{b + 1}"):
+                for i in range(n):
+                    with tf.variable_scope(f"unit_{i + 1}"):
+                        net = _bottleneck_v2(net, base * 4, base, stride if i == n - 1 else 1)
+        net = slim.batch_norm(net, activation_fn=tf.nn.relu, scope="postnorm")
+        net = tf.reduce_mean(net, [1, 2], keepdims=True, name="pool5")
+        logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="logits")
+        return tf.squeeze(logits, [1, 2])
+
+
 # --- fixtures -------------------------------------------------------------------------------------------
 
 FIXTURES = {
@@ -223,6 +519,13 @@ FIXTURES = {
     "mobilenet_v2": (lambda x: mobilenet_v2(x, 10, 0.25), 160, 10, "width x0.25, 10 classes", ("v2",)),
     "vgg_16": (lambda x: vgg(x, 1000, "vgg_16", (4, 8, 16, 32, 32), 32), 224, 1000,
                "widths 4-8-16-32-32 (of 64-128-256-512-512), fc 32 (of 4096)", ("v2",)),
+    "inception_v3": (lambda x: inception_v3(x, 1001, 0.0625), 139, 1001,
+                     "depth_multiplier 0.0625 (the nets' own argument, min_depth 16)", ("v2",)),
+    "resnet_v2_50": (lambda x: resnet_v2(x, 1001, (4, 8, 16, 32), (2, 2, 2, 1), "resnet_v2_50"), 112, 1001,
+                     "base depths 4-8-16-32 (of 64-128-256-512), units 2-2-2-1 (of 3-4-6-3)", ("v2",)),
+    "inception_v4": (lambda x: inception_v4(x, 1001, 0.0625), 139, 1001, "widths x0.0625 (at least 8)", ("v2",)),
+    "inception_resnet_v2": (lambda x: inception_resnet_v2(x, 1001, 0.0625), 139, 1001,
+                            "widths x0.0625 (at least 8)", ("v2",)),
 }  # fmt: skip
 
 
@@ -237,7 +540,8 @@ def randomize(sess, rng) -> None:
         if name.endswith(("weights", "depthwise_weights")):
             fan_in = int(np.prod(shape[:-1])) if not name.endswith("depthwise_weights") else shape[0] * shape[1]
             # the logits layer a third of He's scale: logits of a few units, so 1e-4 is a relative 1e-5 or less
-            logits = name.endswith(("logits/weights", "Conv2d_0c_1x1/weights", "Conv2d_1c_1x1/weights", "fc8/weights"))
+            logits = name.endswith(("logits/weights", "Conv2d_0c_1x1/weights", "Conv2d_1c_1x1/weights", "fc8/weights",
+                                     "Logits/Logits/weights"))
             val = rng.normal(0, (2.0 / fan_in) ** 0.5 / (3 if logits else 1), shape)
         elif name.endswith(("moving_variance", "gamma")):
             val = rng.uniform(0.5, 1.5, shape)
@@ -276,11 +580,42 @@ def build_fixture(name: str, out: Path) -> dict:
     return info
 
 
+# Trainable parameters of the nets at full size with 1000 classes (auxiliary heads included), as profiled from
+# TF-Slim's own nets (visipedia/tf_classification, nets/README.md): the builders above at width 1.0 must give
+# exactly these, a check that they are the nets layer for layer and not only at the reduced fixture widths.
+FULL_SIZE = {
+    "inception_v1": (lambda x: inception_v1(x, 1000, 1.0), 224, 6_617_624),
+    "inception_v3": (lambda x: inception_v3(x, 1000, 1.0), 299, 27_143_152),
+    "inception_v4": (lambda x: inception_v4(x, 1000, 1.0), 299, 46_006_800),
+    "inception_resnet_v2": (lambda x: inception_resnet_v2(x, 1000, 1.0), 299, 59_179_952),
+    "resnet_v1_50": (lambda x: resnet_v1(x, 1000, (64, 128, 256, 512), (3, 4, 6, 3), "resnet_v1_50"), 224, 25_557_032),
+    "resnet_v2_50": (lambda x: resnet_v2(x, 1000, (64, 128, 256, 512), (3, 4, 6, 3), "resnet_v2_50"), 224, 25_568_360),
+    "vgg_16": (lambda x: vgg(x, 1000, "vgg_16", (64, 128, 256, 512, 512), 4096), 224, 138_357_544),
+}  # fmt: skip
+
+
+def check_full_size() -> bool:
+    import numpy as np
+
+    ok = True
+    for name, (builder, size, published) in FULL_SIZE.items():
+        tf.reset_default_graph()
+        builder(tf.placeholder(tf.float32, [1, size, size, 3]))
+        n = sum(int(np.prod(v.get_shape().as_list())) for v in tf.trainable_variables())
+        ok &= n == published
+        print(f"{name}: {n:,} trainable parameters, published {published:,}: {'same' if n == published else 'DIFFERENT'}")
+    return ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="tests/hub/fixtures/slim")
+    ap.add_argument("--check-full-size", action="store_true", help="compare the full-size builders' parameter "
+                    "counts with those published for TF-Slim's nets, and build no fixture")  # fmt: skip
     ap.add_argument("names", nargs="*", default=list(FIXTURES))
     args = ap.parse_args()
+    if args.check_full_size:
+        sys.exit(0 if check_full_size() else 1)
     for name in args.names:
         info = build_fixture(name, Path(args.out))
         size = sum(f.stat().st_size for f in (Path(args.out) / name).iterdir())

@@ -104,7 +104,10 @@ def register(sub) -> None:
                     "timed steps (median and p10/p90 of the step time), images/sec, achieved FLOP/s\n"
                     "(torch.utils.flop_counter; training = 3x forward) and the fraction of the device's peak.\n"
                     "--suite runs the grid from fp32 eager to the fastest paths here; --auto picks the\n"
-                    "fastest path whose results match fp32 eager and saves it for the tasks' --fast.",
+                    "fastest path whose results match fp32 eager and saves it for the tasks' --fast.\n"
+                    "Random weights unless --weights gives trained ones, resolved as `classify predict` does\n"
+                    "(e.g. --weights hub:slim-inception_v3 or path/to/model.ckpt: the network and its input\n"
+                    "size come from the checkpoint).",
     )  # fmt: skip
     add_json(p)
     runs = p.add_argument_group("what to run")

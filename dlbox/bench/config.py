@@ -18,6 +18,8 @@ Mode = Literal["train", "infer", "both"]
 @dataclass
 class BenchConfig:
     model: str = opt("resnet50", "a torchvision classification model, timm:NAME (random weights), or tiny")
+    weights: str | None = opt(None, "trained weights, loaded as `classify predict` loads them: hub:NAME, a TF-Slim "
+                              "model.ckpt (names its own network), a run or checkpoint; default: random weights")
     mode: Mode = opt("both", "time training steps, inference, or both")
     batch_size: int = opt(32, "images per step", ge=1)
     image_size: int | None = opt(None, "input height and width (default: the model's, 224 for most)", ge=16)

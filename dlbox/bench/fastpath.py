@@ -229,7 +229,7 @@ def auto(cfg: BenchConfig) -> dict[str, Any]:
         rows = attach_baseline(rows)
         env = b.environment()
         entry = {
-            "model": cfg.model, "device": str(b.device), "device_key": device_key(b.device),
+            "model": b.cfg.model, "device": str(b.device), "device_key": device_key(b.device),
             "device_name": b.device_name, "batch_size": cfg.batch_size, "image_size": b.image_size,
             "infer": _choice(rows, "infer") if "infer" in cfg.modes else None,
             "train": _choice(rows, "train") if "train" in cfg.modes else None,

@@ -3,6 +3,8 @@ CNN whose FLOPs are easy to count by hand (for tests and quick checks)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -83,3 +85,18 @@ def build(name: str, seed: int = 0) -> nn.Module:
         raise UserError(f"unknown model {name!r}", hint)
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
     return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
+def from_weights(weights: str, name: str) -> tuple[nn.Module, str, int]:
+    """(model, its name, its input size) for --weights, resolved as the classify verbs resolve them (TF-Slim
+    checkpoints, hub:NAME, runs and checkpoints: dlbox.tasks.classify.inference.load_classifier)."""
+    from dlbox.hub.convert import slim
+    from dlbox.tasks.classify.inference import load_classifier
+
+    own_name = slim.handles(weights) or Path(weights).is_dir()  # the weights say which network they are
+    clf = load_classifier(weights, None if own_name else name)
+    if clf.model is None:
+        raise UserError(f"--weights {weights}: an ONNX file cannot be benchmarked as a PyTorch model",
+                        "pass the run or checkpoint it was exported from, with --backend onnxruntime")  # fmt: skip
+    return clf.model, clf.model_name, clf.img_size
+

@@ -4,6 +4,7 @@ this device has (`dlbox bench --suite`). Every measurement is a row (a dict) rea
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import gc
 import importlib.metadata
@@ -90,8 +91,13 @@ class Bench:
             torch.backends.cudnn.benchmark = True  # autotuned convolutions, as tf_cnn_benchmarks does
         self.threads, self.interop = set_threads(cfg.threads, cfg.interop)
         self.cpu = hardware.cpu_info()
-        self.image_size = cfg.image_size or models.default_image_size(cfg.model)
-        self.model = models.build(cfg.model, cfg.seed)
+        if cfg.weights:  # trained weights: the network (and its input size) the weights are for
+            self.model, name, size = models.from_weights(cfg.weights, cfg.model)
+            self.cfg = cfg = dataclasses.replace(cfg, model=name)
+            self.image_size = cfg.image_size or size
+        else:
+            self.image_size = cfg.image_size or models.default_image_size(cfg.model)
+            self.model = models.build(cfg.model, cfg.seed)
         g = torch.Generator().manual_seed(cfg.seed)
         self.x = models.synthetic_images(cfg.batch_size, self.image_size, g)  # (N, 3, S, S)
         self.flops_forward = flops_mod.forward_flops(self.model, self.x[:1]) * cfg.batch_size

@@ -12,6 +12,7 @@ elastic's failure report into one line: which rank died and how, and the newest 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -154,8 +155,8 @@ def note_run_dir(run_dir: str | Path) -> None:
         atomic_write_text(path, json.dumps({"run_dir": str(Path(run_dir).resolve())}))
 
 
-def noted_run_dir() -> Path | None:
-    path = os.environ.get(JOB_FILE)
+def noted_run_dir(path: str | None = None) -> Path | None:
+    path = path or os.environ.get(JOB_FILE)
     try:
         return Path(json.loads(Path(path).read_text())["run_dir"]) if path else None
     except (OSError, ValueError, KeyError):
@@ -212,6 +213,15 @@ def _newest_checkpoint(run_dir: Path | None) -> str:
     return f"no checkpoint in {run_dir} yet"
 
 
+def _error_message(data: Any) -> str:
+    """The worker's error text from elastic's error file: {"message": {"message": TEXT, ...}} as torch's
+    @record writes it, or {"message": TEXT}."""
+    msg = data.get("message", "") if isinstance(data, dict) else ""
+    if isinstance(msg, dict):
+        msg = msg.get("message", "")
+    return str(msg)
+
+
 def failure_report(e: Exception, cfg: EngineConfig, run_dir: Path | None) -> JobFailed:
     """elastic's ChildFailedError as one line: which rank died and how, and what there is to resume."""
     failures = getattr(e, "failures", None) or {}
@@ -220,11 +230,9 @@ def failure_report(e: Exception, cfg: EngineConfig, run_dir: Path | None) -> Job
         rank, f = min(failures.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp, kv[0]))
         who = f"rank {rank} (pid {f.pid}) {_how(f.exitcode)}"
         detail = ""
-        if f.exitcode > 0 and isinstance(f.error_file_data, dict):
-            msg = str(f.error_file_data.get("message", {}).get("message", "") if isinstance(
-                f.error_file_data.get("message"), dict) else f.error_file_data.get("message", ""))  # fmt: skip
-            if msg:
-                detail = f" ({msg.strip().splitlines()[-1][:160]})"
+        msg = _error_message(f.error_file_data) if f.exitcode > 0 else ""
+        if msg:
+            detail = f" ({msg.strip().splitlines()[-1][:160]})"
         tries = f" after {cfg.max_restarts} restart(s)" if cfg.max_restarts else ""
         if "timed out" in detail.lower():  # this rank is the one that waited, not the one that hung
             who = f"a peer of rank {rank} stopped answering for {cfg.dist_timeout:g} s (--dist-timeout)"
@@ -251,37 +259,49 @@ def launch(cfg: EngineConfig, fn, *args) -> dict[int, Any]:
 
     # torchrun would set OMP_NUM_THREADS=1 for every worker; share the physical cores instead.
     threads = getattr(cfg, "threads", None) or max(1, physical_cores() // cfg.nproc_per_node)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     launch_cfg, _, _ = config_from_args(parse_args([*_torchrun_argv(cfg), "dlbox-worker"]))
-    # elastic shares one TCP store across restart rounds without a per-round key prefix, so a restarted
-    # group reads its predecessors' addresses and gloo fails to connect ("Connection refused"). Without
-    # sharing, each round's rank 0 hosts a fresh store.
-    os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
-    # A worker killed by a signal leaves its semaphores to multiprocessing's tracker, which warns about them
-    # at exit: noise after the one line that says what happened.
-    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     job_dir = tempfile.mkdtemp(prefix="dlbox-job-")
-    old = os.environ.get(JOB_FILE)
-    os.environ[JOB_FILE] = os.path.join(job_dir, "job.json")
+    env = {
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)),
+        # elastic shares one TCP store across restart rounds without a per-round key prefix, so a restarted
+        # group reads its predecessors' addresses and gloo fails to connect ("Connection refused"). Without
+        # sharing, each round's rank 0 hosts a fresh store.
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": os.environ.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1"),
+        # A worker killed by a signal leaves its semaphores to multiprocessing's tracker, which warns about
+        # them at exit: noise after the one line that says what happened.
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning"),
+        JOB_FILE: os.path.join(job_dir, "job.json"),
+    }
     # elastic's own log (a traceback per failed worker, restarts, SIGTERMs) would bury the one line below.
     quiet = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.multiprocessing.spawn")]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.CRITICAL)
     try:
-        return elastic_launch(launch_cfg, entrypoint=fn)(*args)
+        with _environ(env):  # the workers inherit these; the caller's process gets its environment back
+            return elastic_launch(launch_cfg, entrypoint=fn)(*args)
     except Exception as e:  # ChildFailedError and rendezvous errors carry a long report; keep one line
-        raise failure_report(e, cfg, noted_run_dir()) from None
+        raise failure_report(e, cfg, noted_run_dir(env[JOB_FILE])) from None
     finally:
         for q, level in zip(quiet, levels, strict=True):
             q.setLevel(level)
-        if old is None:
-            os.environ.pop(JOB_FILE, None)
-        else:
-            os.environ[JOB_FILE] = old
         import shutil
 
         shutil.rmtree(job_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _worker_entry(fn, *args):

@@ -79,8 +79,12 @@ def write_all(fh, data: bytes, path: str | Path, kept: str) -> None:
         raise
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename over ``path`` (same directory, so rename is atomic)."""
+def atomic_write(path: str | Path, write: Callable[[str], None], durable: bool = True) -> None:
+    """Call ``write(tmp_path)``, fsync, then rename over ``path`` (same directory, so rename is atomic).
+
+    ``durable=False`` skips the fsync, for caches whose entries are checked when read and recomputed when bad:
+    the rename still means no reader sees a half-written file, and a cache of many small files is not held
+    to one disk flush each."""
     path = Path(path)
     tmp = None
     try:
@@ -88,8 +92,9 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:

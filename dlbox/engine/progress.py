@@ -28,3 +28,9 @@ def log(msg: str) -> None:
     from tqdm.auto import tqdm
 
     tqdm.write(msg, file=sys.stderr)
+
+
+def log_main(msg: str) -> None:
+    """``log`` on global rank 0 only: code that every worker of a distributed job runs says a thing once."""
+    if os.environ.get("RANK", "0") == "0":
+        log(msg)

@@ -224,7 +224,10 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                                   drop_last=False, **common)  # fmt: skip
     val_loader = None
     if val_set is not None:
-        val_loader = DataLoader(val_set, batch_size=cfg.batch_size, sampler=ShardSampler(len(val_set), ctx), **common)
+        # Its own generator too: a validation that one run does and another does not (--max-steps stop,
+        # --eval-every) must not shift the global RNG that dropout and augmentation draw from.
+        val_loader = DataLoader(val_set, batch_size=cfg.batch_size, sampler=ShardSampler(len(val_set), ctx),
+                                generator=torch.Generator().manual_seed(cfg.seed), **common)  # fmt: skip
     steps_per_epoch = sampler.batches_per_epoch()
     optimizer, scheduler = task.configure_optimizers(model, steps_per_epoch)
     scaler = grad_scaler(ctx.device, cfg.precision)
@@ -366,7 +369,7 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                     evaluated = validate()
                     if ctx.is_main and evaluated:
                         logger.log({"step": global_step, "epoch": epoch + 1, "kind": "eval", **evaluated})
-                        pbar.write(f"step {global_step}  " + "  ".join(f"{k} {v:.4g}" for k, v in evaluated.items()))
+                        log(f"step {global_step}  " + "  ".join(f"{k} {v:.4g}" for k, v in evaluated.items()))
                 if reached:
                     break
             pbar.close()

@@ -73,7 +73,8 @@ def test_tf_slim_checkpoints_with_published_accuracy_and_explicit_background_cla
     assert (slim["slim-inception_v3"].num_classes, slim["slim-inception_v3"].background_class) == (1001, True)
     assert (slim["slim-vgg_16"].num_classes, slim["slim-vgg_16"].background_class) == (1000, False)
     assert (slim["slim-resnet_v1_50"].num_classes, slim["slim-resnet_v1_50"].background_class) == (1000, False)
-    assert "not supported yet" in slim["slim-inception_v3"].loader_note
+    assert "converted by dlbox" in slim["slim-inception_v3"].loader_note
+    assert "not converted" in slim["slim-inception_v2"].loader_note
 
 
 def test_torchvision_entries_are_exactly_torchvisions_weights(entries):

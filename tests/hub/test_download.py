@@ -13,7 +13,7 @@ import pytest
 from dlbox.errors import UserError
 from dlbox.hub import cache, catalog, fetch
 from dlbox.hub.download import add, download
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, fill_disk_after
 from tests.hub.conftest import entry_toml, payload, sha256
 
 
@@ -290,17 +290,7 @@ def test_a_full_cache_disk_is_one_line_and_keeps_what_was_downloaded(server, ext
 
     disk = small_disk("1m")
     if disk is None:  # no tmpfs here: the disk fills after 600 KB, through the same write path
-        import dlbox.engine.fileio as fileio
-
-        real, written = fileio.write_all, [0]
-
-        def filling(fh, data, path, kept):
-            written[0] += len(data)
-            if written[0] > 600_000:
-                real(_Full(), data, path, kept)
-            real(fh, data, path, kept)
-
-        monkeypatch.setattr(fetch, "write_all", filling)
+        fill_disk_after(monkeypatch, fetch, 600_000)
         disk = hub_home
     monkeypatch.setenv("DLBOX_HOME", str(disk))
     (disk / "config.toml").write_text((hub_home / "config.toml").read_text())
@@ -314,8 +304,3 @@ def test_a_full_cache_disk_is_one_line_and_keeps_what_was_downloaded(server, ext
     assert len(server.hits("/upstream/blob.bin")) == 1  # not retried: a full disk is not a network error
 
 
-class _Full:
-    def write(self, data):
-        import errno
-
-        raise OSError(errno.ENOSPC, "No space left on device")

@@ -109,6 +109,10 @@ def test_a_damaged_checkpoint_is_a_one_line_error(tmp_path, capsys, photo, damag
     ("mobilenet_v1", "model_v1.ckpt", "mobilenet_v1"),
     ("vgg_16", "model.ckpt", "vgg16"),
     ("mobilenet_v2", "model.ckpt", "mobilenet_v2"),
+    ("inception_v3", "model.ckpt", "inception_v3"),  # torchvision's Inception3
+    ("resnet_v2_50", "model.ckpt", "resnet_v2_2-2-2-1"),  # dlbox's ResNetV2
+    ("inception_v4", "model.ckpt", "inception_v4"),  # timm's InceptionV4
+    ("inception_resnet_v2", "model.ckpt", "inception_resnet_v2"),  # timm's InceptionResnetV2
 ])  # fmt: skip
 def test_converted_network_gives_tensorflows_logits(name, checkpoint, model_name):
     d, x, expected = fixture(name)
@@ -133,6 +137,21 @@ def test_tf_same_padding_is_needed_for_parity():
     assert np.abs(logits_of(model, x) - expected).max() > 10 * TOL  # measured: 3.5e-3
 
 
+def test_inception_v3_pools_need_tfs_pad_excluding_average():
+    """torchvision's Inception3 averages over the padding too: without dlbox's rescaling, no parity."""
+    from torchvision.models.inception import BasicConv2d
+
+    from dlbox.hub.convert.inception_v3 import PoolBranchConv
+
+    d, x, expected = fixture("inception_v3")
+    model = slim.load_model(*slim.convert(tfbundle.read_checkpoint(d / "model.ckpt")))
+    pools = [m for m in model.modules() if isinstance(m, PoolBranchConv)]
+    assert len(pools) == 9  # Mixed_5b-5d, 6b-6e, 7b-7c
+    for m in pools:
+        m.__class__ = BasicConv2d
+    assert np.abs(logits_of(model, x) - expected).max() > 10 * TOL  # measured: 2.7e-2
+
+
 # --- 1001 classes, ImageNet names, commands -------------------------------------------------------------
 
 
@@ -151,6 +170,15 @@ def test_resnet_v1_preprocessing_subtracts_the_means_without_scaling():
     clf = load_classifier(FIXTURES / "resnet_v1_50" / "model.ckpt")
     assert len(clf.classes) == 1000  # converted from Caffe: 1000 classes, no background
     assert np.allclose(np.array(clf.mean) * 255, [123.68, 116.78, 103.94]) and np.allclose(np.array(clf.std) * 255, 1)
+
+
+def test_resnet_v2_was_trained_in_tensorflow_with_inception_preprocessing_and_a_background_class():
+    from dlbox.tasks.classify.inference import load_classifier
+
+    d, x, expected = fixture("resnet_v2_50")
+    clf = load_classifier(d / "model.ckpt")
+    assert (clf.mean, clf.std) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) and clf.classes == slim.imagenet_classes()
+    assert np.abs(clf.logits(x).numpy() - expected[:, 1:]).max() <= TOL
 
 
 def test_classify_predict_prints_imagenet_labels_for_a_checkpoint(capsys, photo, inception_v1):
@@ -206,9 +234,21 @@ def test_hub_slim_entry_is_downloaded_extracted_and_converted(server, extra_cata
     assert len(server.hits("/mirror/slim-test/mobilenet_v1_test.tgz")) == 1  # then from the cache
 
 
-def test_unsupported_slim_network_is_refused_by_name():
-    with pytest.raises(UserError, match="TF-Slim inception_v3 checkpoint: converting that network is not supported"):
-        slim.build("hub:slim-inception_v3")
+@pytest.mark.parametrize("name, why", [("slim-inception_v2", "no Inception V2"),
+                                       ("slim-nasnet_a_mobile", "no NASNet-A Mobile")])  # fmt: skip
+def test_unsupported_slim_network_is_refused_by_name_with_the_reason(name, why):
+    with pytest.raises(UserError, match=f"checkpoint: converting that network is not supported .*{why}"):
+        slim.build(f"hub:{name}")
+
+
+def test_every_slim_catalog_entry_is_either_converted_or_refused_with_a_reason():
+    from dlbox.hub import catalog
+
+    entries = [e for e in catalog.load(torchvision=False).entries if getattr(e, "loader", "") == "tf-slim"]
+    assert len(entries) == 22
+    for e in entries:
+        assert (e.architecture in slim.SUPPORTED_ARCHITECTURES) != (e.architecture in slim.REFUSED), e.name
+        assert ("converted by dlbox" in e.loader_note) == (e.architecture in slim.SUPPORTED_ARCHITECTURES), e.name
 
 
 def test_fine_tuning_keeps_the_backbone_and_replaces_the_head():
@@ -247,3 +287,17 @@ def test_a_run_fine_tuned_from_slim_weights_reloads_with_slims_padding(tmp_path)
     assert isinstance(clf.model.features[0][0], Conv2dSame) and clf.classes == ["a", "b", "c"]
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(clf.logits(x), model.eval()(x), atol=1e-6)
+
+
+def test_bench_measures_the_network_a_slim_checkpoint_names_with_its_weights(capsys):
+    from dlbox.bench.runner import Bench, BenchConfig
+
+    d, x, expected = fixture("mobilenet_v1")
+    with Bench(BenchConfig(weights=str(d / "model.ckpt"), batch_size=2, device="cpu")) as b:
+        assert (b.cfg.model, b.image_size) == ("mobilenet_v1", 224)  # no --model: the checkpoint says
+        assert np.abs(logits_of(b.model, x) - expected[:, 1:]).max() <= TOL  # the trained weights, not random
+    res = run_main(capsys, "bench", "--weights", d / "model.ckpt", "--mode", "infer", "--batch-size", "2",
+                   "--image-size", "64", "--steps", "1", "--warmup", "1", "--device", "cpu", "--json")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    (row,) = res.json()
+    assert row["model"] == "mobilenet_v1" and row["status"] == "ok" and row["images_per_sec"] > 0

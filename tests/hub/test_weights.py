@@ -38,7 +38,7 @@ def test_resolve_weights_offline_names_the_file_and_where_to_put_it(monkeypatch,
 @pytest.mark.parametrize("spec, fragment", [
     ("hub:resnt18", "did you mean 'resnet18'"),
     ("hub:mnist", "is a dataset, not model weights"),
-    ("hub:slim-inception_v3", "not supported yet"),
+    ("hub:slim-inception_v2", "not supported .*no Inception V2"),
     ("resnet18", "is not a hub reference"),
     ("hub:", "is not a hub reference"),
 ])  # fmt: skip

@@ -10,6 +10,13 @@ shapes, so reduced-width checkpoints such as MobileNet V1 0.25 load too):
 | MobilenetV1 | dlbox's MobileNetV1 (torchvision has none) | gamma, eps 0.001 | [-1, 1] |
 | MobilenetV2 | torchvision mobilenet_v2 (any width) | gamma, eps 0.001 | [-1, 1] |
 | vgg_16, vgg_19 | torchvision vgg16/vgg19 (fc6-fc8 convolutions -> Linear layers) | none | mean subtraction, 0-255 |
+| InceptionV3 | torchvision inception_v3 (AuxLogits left out), TF's average pools | no gamma, eps 0.001 | [-1, 1] |
+| resnet_v2_50/101/152 | dlbox's ResNetV2 (resnet_v2.py: no torchvision/timm model matches) | gamma, eps 1e-5 | [-1, 1] |
+| InceptionV4 | timm inception_v4 (AuxLogits left out) | no gamma, eps 0.001 | [-1, 1] |
+| InceptionResnetV2 | timm inception_resnet_v2 (AuxLogits left out) | no gamma, eps 0.001 | [-1, 1] |
+
+Refused by name (REFUSED): Inception V2 and NASNet-A/PNASNet-5 Mobile (no torchvision/timm model to load
+them into), NASNet-A/PNASNet-5 Large (timm has them; their conversion is not written yet).
 
 What differs from the torchvision definitions, and is carried over:
 
@@ -21,6 +28,10 @@ What differs from the torchvision definitions, and is carried over:
   Slim's explicit symmetric padding (``conv2d_same``), which torchvision's padding already matches;
 - ResNet V1 in Slim strides on the LAST unit of blocks 1-3 (torchvision: the first unit of layers 2-4),
   and its strided units without a shortcut convolution subsample the identity (1x1 max pool, stride 2);
+- Inception V3's 3x3 average pools: TF's SAME pooling averages the pixels inside the image, torchvision's
+  counts the padding (inception_v3.py rescales). timm's V4/IRv2 ports already pool as TF does, and all
+  their strided layers are VALID, so they need no SAME twins;
+- fully connected logits (V4, IRv2: (C, N)) are transposed into the Linear classifier;
 - 1001-class checkpoints put "background" at output 0: it is dropped (``drop_background_class``) so
   output i is ImageNet class i.
 """
@@ -51,13 +62,29 @@ FAMILIES = {
     "mobilenet_v1": (r"MobilenetV1", "mobilenet_v1", INCEPTION, 1e-3),
     "mobilenet_v2": (r"MobilenetV2", "mobilenet_v2", INCEPTION, 1e-3),
     "vgg": (r"vgg_(16|19)", "vgg{depth}", CAFFE, 0.0),
+    "inception_v3": (r"InceptionV3", "inception_v3", INCEPTION, 1e-3),
+    "resnet_v2": (r"resnet_v2_(50|101|152)", "resnet_v2_{depth}", INCEPTION, 1e-5),
+    "inception_v4": (r"InceptionV4", "inception_v4", INCEPTION, 1e-3),
+    "inception_resnet_v2": (r"InceptionResnetV2", "inception_resnet_v2", INCEPTION, 1e-3),
 }
+# input size each family was trained at, for checkpoints given by path (hub entries state theirs)
+IMG_SIZE = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299, "resnet_v2": 299}
 RESNET_LAYERS = {"50": [3, 4, 6, 3], "101": [3, 4, 23, 3], "152": [3, 8, 36, 3]}
 # catalog architectures (dlbox/hub/catalog.toml) this module converts; the others are refused by name
 SUPPORTED_ARCHITECTURES = ("inception_v1", "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "vgg_16", "vgg_19",
                            "mobilenet_v1", "mobilenet_v1_050", "mobilenet_v1_025", "mobilenet_v2",
-                           "mobilenet_v2_140")  # fmt: skip
-SUPPORTED_NAMES = "Inception V1, ResNet V1 50/101/152, VGG 16/19, MobileNet V1/V2"
+                           "mobilenet_v2_140", "inception_v3", "resnet_v2_50", "resnet_v2_101", "resnet_v2_152",
+                           "inception_v4", "inception_resnet_v2")  # fmt: skip
+SUPPORTED_NAMES = ("Inception V1/V3/V4, Inception-ResNet-v2, ResNet V1/V2 50/101/152, VGG 16/19, "
+                   "MobileNet V1/V2")
+# catalog architectures refused, and why (`dlbox hub list` and the README say the same)
+REFUSED = {
+    "inception_v2": "torchvision and timm have no Inception V2 (BN-Inception) to load it into",
+    "nasnet_large": "not converted yet (timm's nasnetalarge would be the target)",
+    "nasnet_mobile": "torchvision and timm have no NASNet-A Mobile",
+    "pnasnet_large": "not converted yet (timm's pnasnet5large would be the target)",
+    "pnasnet_mobile": "torchvision and timm have no PNASNet-5 Mobile",
+}
 META_KEY = "dlbox.slim"  # safetensors metadata written by `dlbox hub convert`
 
 
@@ -121,8 +148,28 @@ class _Mapper:
         self.bn(f"{tf}/BatchNorm", bn)
 
     def logits(self, tf: str, pt: str) -> None:
-        self.state[f"{pt}.weight"] = fc_from_conv(self.get(f"{tf}/weights"))
+        """A 1x1 logits convolution (4-D kernel) or a fully connected layer (C, N) -> Linear."""
+        w = self.get(f"{tf}/weights")
+        self.state[f"{pt}.weight"] = fc_from_conv(w) if w.ndim == 4 else _t(w.T)
         self.state[f"{pt}.bias"] = _t(self.get(f"{tf}/biases"))
+
+    def branches(self, tf: str, targets: list[list[str]]) -> None:
+        """An Inception block: Branch_k's convolutions (name order = layer order in the nets) -> the
+        conv/bn modules named in ``targets[k]`` (a max-pool branch has none)."""
+        for k, names in enumerate(targets):
+            convs = self.convs_under(f"{tf}/Branch_{k}")
+            if len(convs) != len(names):
+                raise UserError(f"{tf}/Branch_{k} has {len(convs)} convolutions where the network has {len(names)}",
+                                "is it an unmodified TF-Slim checkpoint?")  # fmt: skip
+            for c, n in zip(convs, names, strict=True):
+                self.conv_bn(c, f"{n}.conv", f"{n}.bn")
+
+    def count(self, pattern: str) -> int:
+        """How many distinct matches of ``pattern`` (one group) the variable names have: 1..n or an error."""
+        found = {int(x) for k in self.v for x in re.findall(pattern, k)}
+        if found != set(range(1, len(found) + 1)):
+            raise UserError(f"the checkpoint's {pattern} are numbered {sorted(found)}", "is it a complete checkpoint?")
+        return len(found)
 
     def convs_under(self, prefix: str) -> list[str]:
         """Scopes of the convolutions directly below ``prefix``, in name order (= layer order in Slim)."""
@@ -214,8 +261,117 @@ def _map_vgg(m: _Mapper, scope: str, info: dict) -> None:
     m.logits(f"{scope}/fc8", "classifier.6")
 
 
+def _stem(m: _Mapper, scope: str, pairs) -> None:
+    for tf, pt in pairs:
+        m.conv_bn(f"{scope}/{tf}", f"{pt}.conv", f"{pt}.bn")
+
+
+# Inception V3 -> torchvision's Inception3 (its Mixed_* modules are Slim's end points, one for one)
+_V3_A = [["branch1x1"], ["branch5x5_1", "branch5x5_2"], ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"],
+         ["branch_pool"]]  # fmt: skip
+_V3_B = [["branch3x3"], ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], []]
+_V3_C = [["branch1x1"], ["branch7x7_1", "branch7x7_2", "branch7x7_3"], [f"branch7x7dbl_{i}" for i in range(1, 6)],
+         ["branch_pool"]]  # fmt: skip
+_V3_D = [["branch3x3_1", "branch3x3_2"], [f"branch7x7x3_{i}" for i in range(1, 5)], []]
+_V3_E = [["branch1x1"], ["branch3x3_1", "branch3x3_2a", "branch3x3_2b"],
+         ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3a", "branch3x3dbl_3b"], ["branch_pool"]]  # fmt: skip
+V3_BLOCKS = {"Mixed_5b": _V3_A, "Mixed_5c": _V3_A, "Mixed_5d": _V3_A, "Mixed_6a": _V3_B, "Mixed_6b": _V3_C,
+             "Mixed_6c": _V3_C, "Mixed_6d": _V3_C, "Mixed_6e": _V3_C, "Mixed_7a": _V3_D, "Mixed_7b": _V3_E,
+             "Mixed_7c": _V3_E}  # fmt: skip
+
+
+def _map_inception_v3(m: _Mapper, scope: str, info: dict) -> None:
+    """AuxLogits (the training-time auxiliary head on Mixed_6e) is left out: inference never uses it."""
+    _stem(m, scope, [(n, n) for n in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1",
+                                      "Conv2d_4a_3x3")])  # fmt: skip
+    for block, targets in V3_BLOCKS.items():
+        m.branches(f"{scope}/{block}", [[f"{block}.{n}" for n in names] for names in targets])
+    m.logits(f"{scope}/Logits/Conv2d_1c_1x1", "fc")
+
+
+def _map_resnet_v2(m: _Mapper, scope: str, info: dict) -> None:
+    m.conv(f"{scope}/conv1", "conv1")  # no BatchNorm: a bias
+    layers = []
+    for b in range(1, 5):
+        n = m.count(rf"^{scope}/block{b}/unit_(\d+)/")
+        if not n:
+            raise UserError(f"{scope} has no block{b}", "is it a complete ResNet V2 checkpoint?")
+        layers.append(n)
+        for u in range(1, n + 1):
+            tf, pt = f"{scope}/block{b}/unit_{u}/bottleneck_v2", f"layer{b}.{u - 1}"
+            m.bn(f"{tf}/preact", f"{pt}.preact")
+            if f"{tf}/shortcut/weights" in m.v:
+                m.conv(f"{tf}/shortcut", f"{pt}.shortcut")
+            m.conv_bn(f"{tf}/conv1", f"{pt}.conv1", f"{pt}.bn1")
+            m.conv_bn(f"{tf}/conv2", f"{pt}.conv2", f"{pt}.bn2")
+            m.conv(f"{tf}/conv3", f"{pt}.conv3")
+    m.bn(f"{scope}/postnorm", "postnorm")
+    m.logits(f"{scope}/logits", "fc")
+    info["layers"] = layers
+
+
+# Inception V4 -> timm's InceptionV4 (features.0-21, Cadene's port of these checkpoints)
+_V4_A = [["branch0"], ["branch1.0", "branch1.1"], ["branch2.0", "branch2.1", "branch2.2"], ["branch3.1"]]
+_V4_RA = [["branch0"], ["branch1.0", "branch1.1", "branch1.2"], []]
+_V4_B = [["branch0"], ["branch1.0", "branch1.1", "branch1.2"], [f"branch2.{i}" for i in range(5)], ["branch3.1"]]
+_V4_RB = [["branch0.0", "branch0.1"], [f"branch1.{i}" for i in range(4)], []]
+_V4_C = [["branch0"], ["branch1_0", "branch1_1a", "branch1_1b"],
+         ["branch2_0", "branch2_1", "branch2_2", "branch2_3a", "branch2_3b"], ["branch3.1"]]  # fmt: skip
+V4_BLOCKS = [("Mixed_3a", [[], ["conv"]]), ("Mixed_4a", [["branch0.0", "branch0.1"], [f"branch1.{i}" for i in range(4)]]),
+             ("Mixed_5a", [["conv"], []])] + [(f"Mixed_5{c}", _V4_A) for c in "bcde"] + [("Mixed_6a", _V4_RA)] + \
+    [(f"Mixed_6{c}", _V4_B) for c in "bcdefgh"] + [("Mixed_7a", _V4_RB)] + [(f"Mixed_7{c}", _V4_C) for c in "bcd"]  # fmt: skip
+
+
+def _map_inception_v4(m: _Mapper, scope: str, info: dict) -> None:
+    """AuxLogits (training-time head on Mixed_6h) is left out."""
+    _stem(m, scope, [("Conv2d_1a_3x3", "features.0"), ("Conv2d_2a_3x3", "features.1"),
+                     ("Conv2d_2b_3x3", "features.2")])  # fmt: skip
+    for i, (block, targets) in enumerate(V4_BLOCKS, 3):
+        m.branches(f"{scope}/{block}", [[f"features.{i}.{n}" for n in names] for names in targets])
+    m.logits(f"{scope}/Logits/Logits", "last_linear")
+
+
+# Inception-ResNet-v2 -> timm's InceptionResnetV2 (Cadene's port): Repeat*/blockNN_i are repeat*.(i-1)
+_IR_35 = [["branch0"], ["branch1.0", "branch1.1"], ["branch2.0", "branch2.1", "branch2.2"]]
+_IR_17_8 = [["branch0"], ["branch1.0", "branch1.1", "branch1.2"]]
+IR_REPEATS = [("Repeat", "block35", "repeat", _IR_35, 10), ("Repeat_1", "block17", "repeat_1", _IR_17_8, 20),
+              ("Repeat_2", "block8", "repeat_2", _IR_17_8, 9)]  # fmt: skip
+
+
+def _map_inception_resnet_v2(m: _Mapper, scope: str, info: dict) -> None:
+    """AuxLogits (training-time head on the last block17) is left out."""
+    _stem(m, scope, [("Conv2d_1a_3x3", "conv2d_1a"), ("Conv2d_2a_3x3", "conv2d_2a"), ("Conv2d_2b_3x3", "conv2d_2b"),
+                     ("Conv2d_3b_1x1", "conv2d_3b"), ("Conv2d_4a_3x3", "conv2d_4a")])  # fmt: skip
+    m.branches(f"{scope}/Mixed_5b", [["mixed_5b.branch0"], ["mixed_5b.branch1.0", "mixed_5b.branch1.1"],
+                                     [f"mixed_5b.branch2.{i}" for i in range(3)], ["mixed_5b.branch3.1"]])  # fmt: skip
+
+    def residual(tf: str, pt: str, targets: list[list[str]]) -> None:
+        m.branches(tf, [[f"{pt}.{n}" for n in names] for names in targets])
+        m.conv(f"{tf}/Conv2d_1x1", f"{pt}.conv2d")  # the up-projection: biases, no BatchNorm
+
+    for (repeat, block, pt, targets, n), mixed in zip(IR_REPEATS, ("Mixed_6a", "Mixed_7a", None), strict=True):
+        have = m.count(rf"^{scope}/{repeat}/{block}_(\d+)/")
+        if have != n:
+            raise UserError(f"{scope}/{repeat} has {have} {block} blocks, Inception-ResNet-v2 has {n}")
+        for i in range(1, n + 1):
+            residual(f"{scope}/{repeat}/{block}_{i}", f"{pt}.{i - 1}", targets)
+        if mixed == "Mixed_6a":
+            m.branches(f"{scope}/Mixed_6a", [["mixed_6a.branch0"], [f"mixed_6a.branch1.{i}" for i in range(3)], []])
+        elif mixed == "Mixed_7a":
+            m.branches(f"{scope}/Mixed_7a", [["mixed_7a.branch0.0", "mixed_7a.branch0.1"],
+                                             ["mixed_7a.branch1.0", "mixed_7a.branch1.1"],
+                                             [f"mixed_7a.branch2.{i}" for i in range(3)], []])  # fmt: skip
+    residual(f"{scope}/Block8", "block8", _IR_17_8)
+    _stem(m, scope, [("Conv2d_7b_1x1", "conv2d_7b")])
+    m.logits(f"{scope}/Logits/Logits", "classif")
+
+
 MAPPERS = {"inception_v1": _map_inception_v1, "resnet_v1": _map_resnet_v1, "mobilenet_v1": _map_mobilenet_v1,
-           "mobilenet_v2": _map_mobilenet_v2, "vgg": _map_vgg}
+           "mobilenet_v2": _map_mobilenet_v2, "vgg": _map_vgg, "inception_v3": _map_inception_v3,
+           "resnet_v2": _map_resnet_v2, "inception_v4": _map_inception_v4,
+           "inception_resnet_v2": _map_inception_resnet_v2}
+HEADS = {"mobilenet_v1": "classifier", "mobilenet_v2": "classifier.1", "vgg": "classifier.6",
+         "inception_v4": "last_linear", "inception_resnet_v2": "classif"}  # the others: "fc"
 
 
 def detect(variables: dict[str, np.ndarray], source: str = "the checkpoint") -> tuple[str, str]:
@@ -235,14 +391,15 @@ def convert(variables: dict[str, np.ndarray], source: str = "the checkpoint") ->
     The state dict keeps all the checkpoint's outputs (1001 with the background class)."""
     family, scope = detect(variables, source)
     _, model_pattern, prep, eps = FAMILIES[family]
-    info: dict[str, Any] = {"family": family, "scope": scope, "eps": eps, **{k: list(v) for k, v in prep.items()}}
+    info: dict[str, Any] = {"family": family, "scope": scope, "eps": eps, "img_size": IMG_SIZE.get(family, 224),
+                            **{k: list(v) for k, v in prep.items()}}  # fmt: skip
     m = _Mapper(variables, eps)
     MAPPERS[family](m, scope, info)
     depth = scope.rsplit("_", 1)[-1]
     info["model_name"] = model_pattern.format(depth=depth)
-    if family == "resnet_v1" and info["layers"] != RESNET_LAYERS[depth]:
-        info["model_name"] = f"resnet_v1_{'-'.join(map(str, info['layers']))}"  # a reduced net: say so
-    head = {"mobilenet_v1": "classifier", "mobilenet_v2": "classifier.1", "vgg": "classifier.6"}.get(family, "fc")
+    if family in ("resnet_v1", "resnet_v2") and info["layers"] != RESNET_LAYERS[depth]:
+        info["model_name"] = f"{family}_{'-'.join(map(str, info['layers']))}"  # a reduced net: say so
+    head = HEADS.get(family, "fc")
     info["num_classes"] = int(m.state[f"{head}.weight"].shape[0])
     info["head"] = head
     return m.state, info
@@ -265,11 +422,20 @@ def _fit(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
             new = type(mod)(w.shape[1] * groups, w.shape[0], mod.kernel_size, mod.stride, mod.padding, mod.dilation,
                             groups, bias=mod.bias is not None)  # fmt: skip
         elif isinstance(mod, nn.BatchNorm2d) and w.shape[0] != mod.num_features:
-            new = nn.BatchNorm2d(w.shape[0], eps=mod.eps, momentum=mod.momentum)
+            _resize_bn(mod, int(w.shape[0]))  # in place: timm's BatchNormAct2d keeps its activation
         elif isinstance(mod, nn.Linear) and tuple(w.shape) != tuple(mod.weight.shape):
             new = nn.Linear(w.shape[1], w.shape[0], bias=mod.bias is not None)
         if new is not None:
             _replace(model, name, new)
+
+
+def _resize_bn(bn: nn.BatchNorm2d, n: int) -> None:
+    bn.num_features = n
+    if bn.affine:
+        bn.weight = nn.Parameter(torch.ones(n))
+        bn.bias = nn.Parameter(torch.zeros(n))
+    bn.running_mean = torch.zeros(n)
+    bn.running_var = torch.ones(n)
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -348,6 +514,29 @@ def create(info: dict, state: dict[str, torch.Tensor]) -> nn.Module:
     elif family == "vgg":
         model = torchvision.models.get_model(info["model_name"], weights=None, num_classes=nc)
         _fit(model, state)
+    elif family == "inception_v3":
+        model = torchvision.models.Inception3(num_classes=nc, aux_logits=False, transform_input=False,
+                                              init_weights=False)  # fmt: skip
+        _fit(model, state)
+        from dlbox.hub.convert.inception_v3 import exclude_padding_from_pools
+
+        exclude_padding_from_pools(model)
+    elif family == "resnet_v2":
+        from dlbox.hub.convert.resnet_v2 import ResNetV2
+
+        layers = list(info["layers"])
+        model = ResNetV2(nc, layers, tuple(int(state[f"layer{b}.0.conv1.weight"].shape[0]) for b in range(1, 5)),
+                         int(state["conv1.weight"].shape[0]), eps)  # fmt: skip
+    elif family == "inception_v4":
+        from timm.models.inception_v4 import InceptionV4
+
+        model = InceptionV4(num_classes=nc, norm_eps=eps)
+        _fit(model, state)
+    elif family == "inception_resnet_v2":
+        from timm.models.inception_resnet_v2 import InceptionResnetV2
+
+        model = InceptionResnetV2(num_classes=nc, norm_eps=eps)
+        _fit(model, state)
     else:
         raise UserError(f"unknown TF-Slim family {family!r}")
     for mod in model.modules():
@@ -398,8 +587,9 @@ def hub_checkpoint(entry) -> Path:
     from dlbox.hub.extract import extract
 
     if entry.architecture not in SUPPORTED_ARCHITECTURES:
+        why = REFUSED.get(entry.architecture, f"supported: {SUPPORTED_NAMES}")
         raise UserError(f"hub:{entry.name} is a TF-Slim {entry.architecture} checkpoint: converting that network is "
-                        f"not supported yet (supported: {SUPPORTED_NAMES})",
+                        f"not supported ({why})",
                         f"`dlbox hub download {entry.name} --extract` to use it with TensorFlow")  # fmt: skip
     f = entry.weights_file
     archive = fetch.ensure(entry, [f], hub_settings.load())[f.name]
@@ -470,7 +660,7 @@ def transform_info(spec: str) -> dict[str, Any]:
         family, size = info.get("family", ""), int(info.get("img_size", 224))
     else:
         family, _ = detect(dict.fromkeys(tfbundle.variable_names(spec)), repr(spec))
-        size = 224
+        size = IMG_SIZE.get(family, 224)
     prep = FAMILIES[family][2] if family in FAMILIES else INCEPTION
     return {"img_size": size, "mean": prep["mean"], "std": prep["std"]}
 

@@ -40,8 +40,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def render(r) -> str:
         cer = f"{100 * r['dev_cer']:.2f}%" if r["dev_cer"] is not None else "- (no --dev)"
-        return (f"{'run':<12} {r['run_dir']}\n{'dev CER':<12} {cer}\n{'best epoch':<12} {r['best_epoch']} of {r['epochs']}\n"
+        text = (f"{'run':<12} {r['run_dir']}\n{'dev CER':<12} {cer}\n{'best epoch':<12} {r['best_epoch']} of {r['epochs']}\n"
                 f"{'tokens':<12} {r['tokens']}\n{'time':<12} {r['seconds']:.1f} s ({r['utterances']} utterances)")  # fmt: skip
+        if c := r.get("feature_cache"):
+            text += (f"\n{'features':<12} {c['hits']} read from {c['dir']}, {c['computed']} computed"
+                     + (f" ({c['repaired']} corrupt entries replaced)" if c["repaired"] else ""))  # fmt: skip
+        return text
 
     emit(args, result, render)
     return 0

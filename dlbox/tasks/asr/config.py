@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from dlbox.config import opt
@@ -25,6 +26,9 @@ class AsrConfig(EngineConfig):
     dropout: float = opt(0.1, "dropout", ge=0, lt=1)
     spec_augment: bool = opt(True, "SpecAugment: random frequency and time masks on training features")
     speed_perturb: bool = opt(False, "speed perturbation: each epoch plays every utterance at 0.9, 1.0 or 1.1x")
+    feature_cache: str | None = opt(
+        None, "folder caching every utterance's fbank on disk (computed once, read back by later runs; a changed "
+        "wav or option makes a new entry); about the size of the 16-bit audio. Default: recomputed each run")  # fmt: skip
     lr: float = opt(2e-3, "peak learning rate (AdamW)", gt=0)
     weight_decay: float = opt(0.01, "weight decay", ge=0)
     warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0)
@@ -42,3 +46,5 @@ class AsrConfig(EngineConfig):
             raise UserError("--layers must be >= 1 and --kernel an odd number >= 1")
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.feature_cache and Path(self.feature_cache).exists() and not Path(self.feature_cache).is_dir():
+            raise UserError(f"--feature-cache {self.feature_cache!r} is a file, not a folder", "pass a folder (created if missing)")

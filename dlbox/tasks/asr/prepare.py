@@ -4,17 +4,27 @@ directories, with the splits each corpus defines, checked audio and duration sta
 Layouts (as the archives of the hub entries extract):
 
 - aishell: ``data_aishell/wav/{train,dev,test}/SPEAKER/*.wav`` (the per-speaker ``.tar.gz`` files inside
-  ``wav/`` extracted) and ``data_aishell/transcript/aishell_transcript_v0.8.txt``.
-- thchs30: ``data_thchs30/{train,dev,test}/*.wav``, transcripts in the first line of
-  ``data_thchs30/data/NAME.wav.trn``.
-- st-cmds: ``ST-CMDS-20170001_1-OS/*.wav`` with a ``.txt`` transcript each; the corpus defines no split, so
-  the speakers are split: the last 10 (sorted) are test, the 10 before dev, the rest train.
+  ``wav/`` extracted) and ``data_aishell/transcript/aishell_transcript_v0.8.txt``; as Kaldi's
+  egs/aishell/s5/local/aishell_data_prep.sh: utterance = file name, speaker = its folder, files without a
+  transcript left out.
+- thchs30: ``data_thchs30/{train,dev,test}/*.wav``, transcripts in the first line (the words) of
+  ``data_thchs30/data/NAME.wav.trn``; ids as Kaldi's egs/thchs30: ``A2_33.wav`` is utterance ``A02_033`` of
+  speaker ``A02``.
+- st-cmds: ``ST-CMDS-20170001_1-OS/*.wav`` with a ``.txt`` transcript (and a ``.metadata``) each, named
+  ``20170001P00001A0001``: speaker ``P00001`` (characters 9-14, as Kaldi's multi_cn and lhotse read it). The
+  corpus defines no split, so speakers are held out: the last 10 (sorted) are test, the 10 before dev, the
+  rest train (on a corpus of fewer than 100 speakers, a tenth of them each; under 3 speakers, all train).
 - folder: ``WAV_DIR`` (searched recursively) and ``--transcripts FILE`` of ``NAME TEXT`` lines (NAME = the
   file name without extension); the speaker is the folder holding the file.
+
+The corpora's transcripts are normalised as WeNet's and lhotse's recipes do: full-width letters and digits
+become ASCII, Latin letters upper case, punctuation (not spoken) dropped; spaces between words are kept (WER).
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +37,13 @@ CORPORA = ("aishell", "thchs30", "st-cmds", "folder")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
+def normalize_transcript(text: str) -> str:
+    """Full-width ASCII -> ASCII (ＫＴＶ -> KTV), upper case, punctuation dropped, runs of spaces -> one."""
+    text = "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else " " if c == "\u3000" else c for c in text)
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text.upper())
+    return " ".join(text.split())
+
+
 def _find(root: Path, name: str) -> Path:
     """``root/name`` or ``root/*/name`` (archives extract with or without their top folder)."""
     for cand in (root / name, *root.glob(f"*/{name}")):
@@ -35,7 +52,7 @@ def _find(root: Path, name: str) -> Path:
     raise UserError(f"{root} has no {name}", f"pass the folder the corpus archive was extracted into (it holds {name})")
 
 
-def _aishell(root: Path) -> dict[str, list[Utterance]]:
+def _aishell(root: Path) -> dict[str, Any]:
     base = root if (root / "wav").is_dir() else _find(root, "data_aishell")
     trans = _find(base, "transcript") / "aishell_transcript_v0.8.txt"
     if not trans.is_file():
@@ -44,21 +61,36 @@ def _aishell(root: Path) -> dict[str, list[Utterance]]:
     for line in trans.read_text(encoding="utf-8").splitlines():
         parts = line.strip().split(maxsplit=1)
         if len(parts) == 2:
-            texts[parts[0]] = parts[1]
+            texts[parts[0]] = normalize_transcript(parts[1])
     wav_root = base / "wav"
     if list(wav_root.glob("*.tar.gz")) and not any((wav_root / s).is_dir() for s in ("train", "dev", "test")):
         raise UserError(f"{wav_root} holds the per-speaker archives, not extracted",
                         f"extract them: for f in {wav_root}/*.tar.gz; do tar xzf $f -C {wav_root}; done")  # fmt: skip
-    out = {}
+    if not any((wav_root / s).is_dir() for s in ("train", "dev", "test")):
+        raise UserError(f"{wav_root} has no train/, dev/ or test/ folder", "extract data_aishell.tgz and the archives in wav/")
+    out: dict[str, Any] = {"_untranscribed": []}
     for split in ("train", "dev", "test"):
-        # AISHELL-1 transcribes almost all files; those without a transcript are skipped, as its recipe does
-        out[split] = [Utterance(w.stem, str(w.resolve()), texts[w.stem], w.parent.name)
-                      for w in sorted((wav_root / split).rglob("*.wav")) if w.stem in texts]  # fmt: skip
+        # AISHELL-1 transcribes almost all files; those without a transcript are left out (and counted), as
+        # its recipe does
+        wavs = sorted((wav_root / split).rglob("*.wav"))
+        out[split] = [Utterance(w.stem, str(w.resolve()), texts[w.stem], w.parent.name) for w in wavs if w.stem in texts]
+        out["_untranscribed"] += [w.stem for w in wavs if w.stem not in texts]
     return out
+
+
+def _thchs30_ids(stem: str) -> tuple[str, str]:
+    """``A2_33`` -> (``A02_033``, ``A02``): Kaldi's zero-padded ids (so utterances sort by speaker)."""
+    m = re.fullmatch(r"([A-Z]+)(\d+)_(\d+)", stem)
+    if not m:
+        return stem, stem.split("_")[0]
+    spk = f"{m[1]}{int(m[2]):02d}"
+    return f"{spk}_{int(m[3]):03d}", spk
 
 
 def _thchs30(root: Path) -> dict[str, list[Utterance]]:
     base = root if (root / "data").is_dir() else _find(root, "data_thchs30")
+    if not (base / "data").is_dir():
+        raise UserError(f"{base} has no data/ folder (the .wav.trn transcripts)", "extract data_thchs30.tgz completely")
     out = {}
     for split in ("train", "dev", "test"):
         utts = []
@@ -66,23 +98,33 @@ def _thchs30(root: Path) -> dict[str, list[Utterance]]:
             trn = base / "data" / f"{w.name}.trn"
             if not trn.is_file():
                 raise UserError(f"{w} has no transcript {trn}", "extract data_thchs30.tgz completely")
-            text = trn.read_text(encoding="utf-8").splitlines()[0].strip()
-            utts.append(Utterance(w.stem, str(w.resolve()), text, w.stem.split("_")[0]))
+            lines = trn.read_text(encoding="utf-8").splitlines()
+            if not lines or not lines[0].strip():
+                raise UserError(f"{trn} is empty", "its first line holds the words of the utterance")
+            utt, spk = _thchs30_ids(w.stem)
+            utts.append(Utterance(utt, str(w.resolve()), normalize_transcript(lines[0]), spk))
         out[split] = utts
     return out
+
+
+ST_CMDS_NAME = re.compile(r"\d{8}(P\d{5})[A-Z]\d{4}")  # 20170001P00001A0001: corpus, speaker, session + number
 
 
 def _st_cmds(root: Path) -> dict[str, list[Utterance]]:
     wavs = sorted(root.rglob("*.wav"))
     utts = []
     for w in wavs:
+        m = ST_CMDS_NAME.fullmatch(w.stem)
+        if not m:
+            raise UserError(f"{w} is not named like an ST-CMDS utterance (20170001P00001A0001.wav)",
+                            "pass the folder ST-CMDS-20170001_1-OS.tar.gz was extracted into, and nothing else")  # fmt: skip
         txt = w.with_suffix(".txt")
         if not txt.is_file():
             raise UserError(f"{w} has no transcript {txt.name}", "extract ST-CMDS-20170001_1-OS.tar.gz completely")
-        # ids look like 20170001P00001A0001: speaker P00001A
-        utts.append(Utterance(w.stem, str(w.resolve()), txt.read_text(encoding="utf-8").strip(), w.stem[8:15]))
+        utts.append(Utterance(w.stem, str(w.resolve()), normalize_transcript(txt.read_text(encoding="utf-8")), m[1]))
     speakers = sorted({u.spk for u in utts})
-    test, dev = set(speakers[-10:]), set(speakers[-20:-10])
+    k = min(10, len(speakers) // 10) or (1 if len(speakers) >= 3 else 0)
+    test, dev = set(speakers[len(speakers) - k :]), set(speakers[len(speakers) - 2 * k : len(speakers) - k])
     return {"train": [u for u in utts if u.spk not in test | dev], "dev": [u for u in utts if u.spk in dev],
             "test": [u for u in utts if u.spk in test]}  # fmt: skip
 

@@ -1,11 +1,14 @@
 """`dlbox asr train`: a CTC model from scratch on Kaldi data directories, on the engine.
 
-Reads top to bottom: data (audio -> fbank, cached in memory) -> vocabulary and CMVN from the training set ->
-the model -> AdamW with warm-up + cosine -> CTC loss per batch, dev CER (greedy) per epoch -> a summary.
+Reads top to bottom: data (audio -> fbank, held in memory; cached on disk with --feature-cache) -> vocabulary
+and CMVN from the training set -> the model -> AdamW with warm-up + cosine -> CTC loss per batch (batches
+bucketed by duration), dev CER (greedy) per epoch -> a summary.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +22,34 @@ from dlbox.engine.progress import bar, log
 from dlbox.engine.schedule import warmup_cosine
 from dlbox.engine.trainer import fit
 from dlbox.errors import UserError
-from dlbox.tasks.asr import audio, decode, features
+from dlbox.tasks.asr import decode, featcache, features
 from dlbox.tasks.asr.config import AsrConfig  # noqa: F401  (re-exported)
 from dlbox.tasks.asr.data import DataDir, Vocab, read_data_dir
+from dlbox.tasks.asr.featcache import FeatureCache
 from dlbox.tasks.asr.metrics import Errors, cer
 from dlbox.tasks.asr.model import MIN_FRAMES, CtcModel
 
 SPEEDS = (0.9, 1.0, 1.1)
+BIN_RATIO = 1.1  # bucketing: lengths within 10% of each other count as equal
 
 
-def load_features(d: DataDir, allow_pipes: bool, desc: str, speed: float = 1.0) -> dict[str, np.ndarray]:
-    """utt -> (frames, 80) fbank for every utterance of ``d`` (a progress bar on a terminal)."""
+def load_features(d: DataDir, allow_pipes: bool, desc: str, speed: float = 1.0,
+                  cache: FeatureCache | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """utt -> (frames, 80) fbank for every utterance of ``d`` (a progress bar on a terminal); read from and
+    written to ``cache`` when given."""
+    utts = d.utts
+    if cache is not None:
+        # DDP ranks (each loads every utterance) start with their own share of a cold cache, so that the
+        # entries the others need next are mostly written already; racing writes of one key are safe anyway.
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        utts = utts[rank::world] + [u for i, u in enumerate(utts) if i % world != rank]
     out = {}
-    pbar = bar(len(d.utts), desc, unit="utt")
-    for u in d.utts:
-        wave = audio.load(u.wav, u.start, u.end, allow_pipes=allow_pipes)
-        out[u.utt] = features.fbank(features.speed_perturb(wave, speed))
+    pbar = bar(len(utts), desc, unit="utt")
+    for u in utts:
+        out[u.utt] = cache.get(u, allow_pipes, speed) if cache is not None else featcache.compute(u, allow_pipes, speed)
         pbar.update(1)
     pbar.close()
-    return out
+    return {u.utt: out[u.utt] for u in d.utts}
 
 
 class UtteranceSet(torch.utils.data.Dataset):
@@ -92,7 +104,8 @@ class AsrTask:
         self.cfg = cfg
         train_dir = read_data_dir(cfg.data, allow_pipes=cfg.allow_pipes)
         dev_dir = read_data_dir(cfg.dev, allow_pipes=cfg.allow_pipes) if cfg.dev else None
-        feats = load_features(train_dir, cfg.allow_pipes, "fbank train")
+        self.cache = FeatureCache(cfg.feature_cache) if cfg.feature_cache else None
+        feats = load_features(train_dir, cfg.allow_pipes, "fbank train", cache=self.cache)
         too_long = [u.utt for u in train_dir.utts if len(feats[u.utt]) * features.FRAME_SHIFT_S > cfg.max_duration]
         too_short = [u.utt for u in train_dir.utts if len(feats[u.utt]) < MIN_FRAMES]
         drop = set(too_long) | set(too_short)
@@ -103,10 +116,11 @@ class AsrTask:
         if not train_dir.utts:
             raise UserError(f"{cfg.data}: no utterance left to train on", "check --max-duration and the audio")
         self.vocab = Vocab.build([u.text for u in train_dir.utts])
-        dev_feats = load_features(dev_dir, cfg.allow_pipes, "fbank dev") if dev_dir else {}
+        dev_feats = load_features(dev_dir, cfg.allow_pipes, "fbank dev", cache=self.cache) if dev_dir else {}
         perturbed = None
-        if cfg.speed_perturb:
-            perturbed = {s: load_features(train_dir, cfg.allow_pipes, f"fbank x{s}", s) for s in SPEEDS if s != 1.0}
+        if cfg.speed_perturb:  # perturbed features are cached too, under keys of their own (the factor)
+            perturbed = {s: load_features(train_dir, cfg.allow_pipes, f"fbank x{s}", s, cache=self.cache)
+                         for s in SPEEDS if s != 1.0}  # fmt: skip
         normalise_train = normalise_dev = None
         if cfg.cmvn == "global":
             self.cmvn = features.Cmvn.compute([feats[u.utt] for u in train_dir.utts])
@@ -130,6 +144,16 @@ class AsrTask:
 
     def datasets(self):
         return self.train_set, self.dev_set
+
+    def sample_lengths(self, dataset: UtteranceSet) -> list[float]:
+        """Frames per training utterance, rounded to duration bins 10% wide: the engine batches utterances of
+        similar length together, so batches hold less padding. The features are in memory already (speed
+        perturbation moves a length by 10% at most). Why bins: the engine sorts a shuffled pool by length with
+        ties kept in shuffled order; exact lengths give a small corpus nearly the same batches every epoch
+        (the suite's model then reached a held-out CER of 0.075-0.156 on 3 seeds, against 0.064-0.087 with
+        random batches and with these bins), lengths in one bin mix anew each epoch (as lhotse's bucketing
+        samplers shuffle within a duration bucket)."""
+        return [BIN_RATIO ** round(math.log(max(len(dataset.feats[u.utt]), 1), BIN_RATIO)) for u, _ in dataset.items]
 
     def configure_optimizers(self, model: nn.Module, steps_per_epoch: int):
         c = self.cfg
@@ -201,6 +225,7 @@ def train_worker(cfg: AsrConfig) -> dict[str, Any] | None:
         "run_dir": result.run_dir, "dev_cer": result.best.get("value"), "best_epoch": result.best.get("epoch"),
         "epochs": result.epochs, "seconds": round(result.seconds, 2), "utterances": len(task.train_set),
         "tokens": len(task.vocab), "processes": result.world_size, "weights_digest": result.weights_digest,
+        "feature_cache": task.cache.stats() if task.cache is not None else None,
     }  # fmt: skip
 
 

@@ -13,9 +13,12 @@ from dlbox.errors import UserError
 @dataclass
 class CaffeTrainConfig(EngineConfig):
     solver: str | None = opt(None, "a Caffe solver.prototxt (its `net:` is read next to it or from the current directory)")
-    data: str | None = opt(None, "a folder with MNIST IDX files for the Data layers (default: scikit-learn's digits)")
-    max_iter: int | None = opt(None, "iterations to train (default: the solver's max_iter)", ge=1)
-    epochs: int | None = opt(None, "default: max_iter in whole epochs of the training data (rounded up)", ge=1)
+    data: str | None = opt(None, "a folder holding the Data layers' LMDB sources (found by their last path part), "
+                           "or MNIST IDX files to read instead of digits:train/test (default: the sources as "
+                           "given, from the current directory or next to the net's prototxt)")
+    max_iter: int | None = opt(None, "iterations to train, exactly (default: the solver's max_iter; with --resume, "
+                               "a larger N continues the run)", ge=1)
+    epochs: int | None = opt(None, "stop earlier, after N epochs (default: as many as max_iter takes)", ge=1)
     batch_size: int | None = opt(None, "default: the TRAIN Data layer's batch_size", ge=1)
 
     def validate(self) -> None:

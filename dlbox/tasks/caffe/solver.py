@@ -1,4 +1,5 @@
-"""A Caffe SolverParameter (solver.prototxt): its fields, Caffe's learning-rate policies and its SGD update.
+"""A Caffe SolverParameter (solver.prototxt): its fields and Caffe's learning-rate policies (the six solver
+types' updates are in dlbox.tasks.caffe.updates).
 
 Read without caffe.proto compiled (dlbox.hub.convert.caffe.textformat). Fields that change the arithmetic
 are honoured; fields about Caffe's own console, devices or file formats are accepted and ignored (listed in
@@ -11,16 +12,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from dlbox.errors import UserError
 from dlbox.hub.convert.caffe.textformat import Msg, parse_file
+from dlbox.tasks.caffe.updates import TYPES
 
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
-TYPES = ("SGD", "Nesterov", "Adam")
 SUPPORTED = {
     "net", "net_param", "train_net", "base_lr", "lr_policy", "gamma", "power", "stepsize", "stepvalue", "momentum",
-    "momentum2", "delta", "weight_decay", "regularization_type", "max_iter", "test_interval", "test_iter",
+    "momentum2", "delta", "rms_decay", "weight_decay", "regularization_type", "max_iter", "test_interval", "test_iter",
     "snapshot", "snapshot_prefix", "random_seed", "type", "solver_type", "iter_size",
 }  # fmt: skip
 # Caffe's console, devices and file formats: no effect on what is learned here.
@@ -28,7 +27,9 @@ IGNORED = {
     "display", "average_loss", "solver_mode", "device_id", "debug_info", "test_compute_loss", "test_initialization",
     "snapshot_after_train", "snapshot_format", "snapshot_diff", "layer_wise_reduce", "weights", "train_state",
 }  # fmt: skip
+# The old `solver_type` enum (by number or name), upgraded to `type` as Caffe's UpgradeSolverType does.
 _V1_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
+_V1_TYPES.update({name.upper(): name for name in _V1_TYPES.values()})
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Solver:
     momentum: float = 0.0
     momentum2: float = 0.999
     delta: float = 1e-8
+    rms_decay: float = 0.99
     weight_decay: float = 0.0
+    regularization_type: str = "L2"
     max_iter: int = 0
     test_interval: int = 0
     test_iter: list[int] = field(default_factory=list)
@@ -52,6 +55,7 @@ class Solver:
     snapshot_prefix: str = ""
     random_seed: int | None = None
     type: str = "SGD"
+    net_path: str | None = None  # the net's prototxt (None for net_param)
 
     def lr_factor(self, it: int) -> float:
         """base_lr x this = the learning rate at iteration ``it`` (Caffe's SGDSolver::GetLearningRate)."""
@@ -77,6 +81,16 @@ def _need(solver: Msg, key: str, where: str, policy: str):
     return solver.get(key)
 
 
+def _solver_type(s: Msg, where: str) -> str:
+    if s.has("type") and s.has("solver_type"):
+        raise UserError(f"{where}: both `type` and the old `solver_type` are given", "keep `type` only")
+    old = s.get("solver_type", "SGD")
+    kind = s.get("type") if s.has("type") else _V1_TYPES.get(old.upper() if isinstance(old, str) else old, old)
+    if kind not in TYPES:
+        raise UserError(f"{where}: solver type {kind!r} is unknown", f"use one of {', '.join(TYPES)}")
+    return str(kind)
+
+
 def read_solver(path: str | Path) -> Solver:
     p = Path(path)
     s = parse_file(p)
@@ -87,6 +101,7 @@ def read_solver(path: str | Path) -> Solver:
     if unknown:
         raise UserError(f"{where}: solver field {unknown[0]!r} is not supported by dlbox's Caffe solver",
                         f"supported: {', '.join(sorted(SUPPORTED))}")  # fmt: skip
+    found = None
     if s.has("net_param"):
         net = s.msg("net_param")
     else:
@@ -102,11 +117,10 @@ def read_solver(path: str | Path) -> Solver:
     policy = str(s.get("lr_policy", "fixed"))
     if policy not in POLICIES:
         raise UserError(f"{where}: lr_policy {policy!r} is unknown", f"use one of {', '.join(POLICIES)}")
-    kind = s.get("type", _V1_TYPES.get(s.get("solver_type"), s.get("solver_type", "SGD")))
-    if kind not in TYPES:
-        raise UserError(f"{where}: solver type {kind!r} is not supported", f"use one of {', '.join(TYPES)}")
-    if str(s.get("regularization_type", "L2")) != "L2":
-        raise UserError(f"{where}: regularization_type {s.get('regularization_type')!r} is not supported", "use L2")
+    kind = _solver_type(s, where)
+    regularization = str(s.get("regularization_type", "L2"))
+    if regularization not in ("L2", "L1"):
+        raise UserError(f"{where}: regularization_type {regularization!r} is unknown", "use \"L2\" or \"L1\"")
     if int(s.get("iter_size", 1)) != 1:
         raise UserError(f"{where}: iter_size {s.get('iter_size')} (gradient accumulation) is not supported",
                         "use iter_size: 1 with a larger batch_size")  # fmt: skip
@@ -117,10 +131,12 @@ def read_solver(path: str | Path) -> Solver:
         gamma=float(s.get("gamma", 0.0)), power=float(s.get("power", 0.0)), stepsize=int(s.get("stepsize", 0)),
         stepvalue=[int(v) for v in s.all("stepvalue")], momentum=float(s.get("momentum", 0.0)),
         momentum2=float(s.get("momentum2", 0.999)), delta=float(s.get("delta", 1e-8)),
+        rms_decay=float(s.get("rms_decay", 0.99)), regularization_type=regularization,
         weight_decay=float(s.get("weight_decay", 0.0)), max_iter=int(s.get("max_iter", 0)),
         test_interval=int(s.get("test_interval", 0)), test_iter=[int(v) for v in s.all("test_iter")],
         snapshot=int(s.get("snapshot", 0)), snapshot_prefix=str(s.get("snapshot_prefix", "")),
         random_seed=int(s.get("random_seed")) if s.has("random_seed") and int(s.get("random_seed")) >= 0 else None,
+        net_path=str(found) if found is not None else None,
     )  # fmt: skip
     needs = {"step": ("gamma", "stepsize"), "exp": ("gamma",), "inv": ("gamma", "power"), "multistep": ("gamma", "stepvalue"),
              "poly": ("power",), "sigmoid": ("gamma", "stepsize")}.get(policy, ())  # fmt: skip
@@ -128,36 +144,12 @@ def read_solver(path: str | Path) -> Solver:
         _need(s, key, where, policy)
     if policy == "step" and solver.stepsize < 1:
         raise UserError(f"{where}: stepsize must be at least 1, got {solver.stepsize}")
+    # The constructors' sanity checks of sgd_solvers.hpp.
+    if kind in ("AdaGrad", "RMSProp") and solver.momentum != 0:
+        raise UserError(f"{where}: momentum cannot be used with {kind} (momentum: {solver.momentum})",
+                        "remove `momentum` from the solver")  # fmt: skip
+    if kind == "RMSProp" and not 0 <= solver.rms_decay < 1:
+        raise UserError(f"{where}: rms_decay should lie in [0, 1), got {solver.rms_decay}")
     if solver.max_iter < 1:
         raise UserError(f"{where}: max_iter must be at least 1", "add `max_iter: N` (iterations to train)")
     return solver
-
-
-class CaffeSGD(torch.optim.Optimizer):
-    """Caffe's SGD and Nesterov updates, where the history holds lr x gradient (so a learning-rate change
-    does not rescale momentum already gathered, unlike torch.optim.SGD):
-    SGD: v = momentum * v + lr * (g + wd * w); w -= v. Nesterov: w -= (1 + momentum) * v - momentum * v_old."""
-
-    def __init__(self, groups, lr: float, momentum: float, nesterov: bool = False):
-        super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": 0.0, "nesterov": nesterov})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            lr, m, wd = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.add(p, alpha=wd) if wd else p.grad
-                state = self.state[p]
-                v = state.get("history")
-                if v is None:
-                    v = state["history"] = torch.zeros_like(p)
-                if group["nesterov"]:
-                    old = v.clone()
-                    v.mul_(m).add_(g, alpha=lr)
-                    p.sub_(v * (1 + m) - old * m)
-                else:
-                    v.mul_(m).add_(g, alpha=lr)
-                    p.sub_(v)
-        return None

@@ -5,11 +5,13 @@ train/eval mode) -> Caffe's per-parameter lr_mult/decay_mult and lr policy on th
 scheduler -> the engine's loop (runs, resume, TensorBoard, checkpoints) -> the trained weights as a
 .caffemodel that Caffe and OpenCV read.
 
-How Caffe's iteration-based fields map onto the engine's epochs: max_iter becomes whole epochs (rounded up;
-the lr policy still runs per iteration, so the schedule is Caffe's); the TEST net is evaluated over the whole
-test set after every epoch (instead of test_iter batches every test_interval iterations); checkpoints are
-written every epoch and every `snapshot` iterations (the engine's save_every), and the final weights also go
-to RUN/<snapshot_prefix>_iter_<N>.caffemodel.
+How Caffe's iteration-based fields map onto the engine: training stops after exactly max_iter iterations
+(the engine's max_steps, mid-epoch if need be; the lr policy runs per iteration, so the schedule is Caffe's);
+the TEST net runs every test_interval iterations (the engine's eval_every, records of kind "eval" in
+metrics.jsonl), at every epoch's end and at max_iter, over test_iter batches of the TEST layer's batch_size
+(see test_subset); checkpoints are written every epoch, every `snapshot` iterations (the engine's
+save_every) and at max_iter, and the final weights also go to RUN/<snapshot_prefix>_iter_<N>.caffemodel.
+Not reproduced: the test before the first iteration (test_initialization).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from dlbox.engine import distributed
 from dlbox.engine.progress import log
@@ -29,19 +31,26 @@ from dlbox.errors import UserError
 from dlbox.hub.convert.caffe.net import CaffeNet, net_layers
 from dlbox.hub.convert.caffe.wire import write_caffemodel
 from dlbox.tasks.caffe.config import CaffeTrainConfig
-from dlbox.tasks.caffe.solver import CaffeSGD, Solver, read_solver
+from dlbox.tasks.caffe.data import Source, digits, open_sources, resolve_mean_files, resolve_source
+from dlbox.tasks.caffe.solver import Solver, read_solver
+from dlbox.tasks.caffe.updates import make_optimizer
 
 EXAMPLES = Path(__file__).parent / "examples"
 LENET_SOLVER = EXAMPLES / "lenet_solver.prototxt"
 
 
 def load_data(data: str | None) -> tuple[TensorDataset, TensorDataset]:
-    """(train, test) as raw pixels in [0, 255] (what a Caffe Data layer reads from its LMDB), labels int64."""
-    from dlbox.data.digits import MEAN, STD, mnist_idx, sklearn_digits
+    """(train, test) of the built-in digits (or MNIST IDX files in ``data``) as raw pixels in [0, 255]."""
+    return digits(data)
 
-    train, test = mnist_idx(data) if data else sklearn_digits()
-    raw = [((ds.tensors[0] * STD + MEAN) * 255).clamp_(0, 255) for ds in (train, test)]
-    return TensorDataset(raw[0], train.tensors[1]), TensorDataset(raw[1], test.tensors[1])
+
+def load_sources(solver: Solver, data: str | None) -> tuple[Dataset, Dataset, list[Source]]:
+    """The TRAIN and TEST Data layers' datasets: their LMDB sources, or the digits (see dlbox.tasks.caffe.data)."""
+    bases = [Path(p).parent for p in (solver.net_path, solver.path) if p]
+    resolve_mean_files(solver.net, bases)
+    sources = [resolve_source(solver.net, phase, bases, data) for phase in ("TRAIN", "TEST")]
+    train_set, test_set = open_sources(sources, data)
+    return train_set, test_set, sources
 
 
 def data_batch_size(solver: Solver) -> int | None:
@@ -59,10 +68,10 @@ class CaffeSolverTask:
 
     name = "caffe"
 
-    def __init__(self, cfg: CaffeTrainConfig, solver: Solver, train_set: TensorDataset, test_set: TensorDataset):
+    def __init__(self, cfg: CaffeTrainConfig, solver: Solver, train_set: Dataset, test_set: Dataset):
         self.cfg, self.solver = cfg, solver
         self.train_set, self.test_set = train_set, test_set
-        sample = tuple(train_set.tensors[0].shape[1:])
+        sample = tuple(train_set[0][0].shape)  # (C, H, W) before transform_param
         self.shapes = self._input_shapes(sample)
         probe = CaffeNet(solver.net, phases=("TRAIN", "TEST"), shapes=self.shapes)
         self.train_inputs, self.test_inputs = probe.inputs["TRAIN"], probe.inputs["TEST"]
@@ -103,10 +112,7 @@ class CaffeSolverTask:
             {"params": [p], "lr": s.base_lr * lr_mult, "weight_decay": s.weight_decay * decay_mult}
             for p, lr_mult, decay_mult in self.net.parameter_groups()
         ]
-        if s.type == "Adam":
-            opt = torch.optim.Adam(groups, lr=s.base_lr, betas=(s.momentum, s.momentum2), eps=s.delta)
-        else:
-            opt = CaffeSGD(groups, lr=s.base_lr, momentum=s.momentum, nesterov=s.type == "Nesterov")
+        opt = make_optimizer(s, groups)
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, s.lr_factor)
 
     def _sums(self, model, blobs, loss, y, outputs) -> dict[str, torch.Tensor]:
@@ -130,23 +136,43 @@ class CaffeSolverTask:
         return self._sums(model, blobs, self.net.loss(blobs), y, self.test_outputs)
 
 
-def plan(cfg: CaffeTrainConfig) -> tuple[CaffeTrainConfig, Solver, TensorDataset, TensorDataset, dict[str, Any]]:
-    """The solver read and its iterations turned into the engine's epochs and batch size (saved in the run)."""
+def test_subset(test_set: Dataset, solver: Solver, test_batch: int | None) -> Dataset:
+    """Caffe's test: test_iter batches of the TEST layer's batch_size. Their first test_iter x batch_size
+    samples (Caffe's cursor runs on through the database between tests and wraps around at its end; here
+    every test reads the same samples, all of them once when test_iter x batch_size covers the set)."""
+    if not solver.test_iter or not test_batch:
+        return test_set
+    n = solver.test_iter[0] * test_batch
+    return test_set if n >= len(test_set) else Subset(test_set, range(n))
+
+
+def plan(cfg: CaffeTrainConfig) -> tuple[CaffeTrainConfig, Solver, Dataset, Dataset, dict[str, Any]]:
+    """The solver read and its iterations given to the engine: max_iter as its max_steps (with enough epochs
+    to reach it), test_interval as its eval_every, snapshot as its save_every (saved in the run)."""
     solver = read_solver(cfg.solver)
-    if cfg.max_iter:
-        solver = dataclasses.replace(solver, max_iter=cfg.max_iter)
-    train_set, test_set = load_data(cfg.data)
+    given = cfg.max_iter or (cfg.max_steps if not cfg.resume else None)  # the engine's --max-steps: an alias
+    if given:
+        solver = dataclasses.replace(solver, max_iter=given)
+    train_set, test_set, sources = load_sources(solver, cfg.data)
+    test_set = test_subset(test_set, solver, sources[1].batch_size)
     batch = cfg.batch_size or data_batch_size(solver) or 64
     steps = math.ceil(len(train_set) / batch)
-    epochs = cfg.epochs or math.ceil(solver.max_iter / steps)
+    max_steps = solver.max_iter
+    epochs = cfg.epochs or math.ceil(max_steps / steps)
+    if cfg.resume and cfg.max_steps and cfg.epochs == math.ceil(cfg.max_steps / steps):
+        # Resumed with a new --max-iter: the saved epochs were the old max_iter's, not a limit of their own.
+        epochs = math.ceil(max_steps / steps)
     seed = cfg.seed if cfg.seed or solver.random_seed is None else solver.random_seed
     cfg = dataclasses.replace(cfg, batch_size=batch, epochs=epochs, max_iter=solver.max_iter, seed=seed,
+                              max_steps=max_steps, eval_every=cfg.eval_every or solver.test_interval or None,
                               solver=str(Path(cfg.solver).resolve()))  # fmt: skip
     if solver.snapshot and getattr(cfg, "save_every", 0) is None:
         # `snapshot: N`: a resumable checkpoint every N iterations, where the engine can write one mid-epoch.
         cfg = dataclasses.replace(cfg, save_every=solver.snapshot)
     mapping = {"max_iter": solver.max_iter, "batch_size": batch, "iterations_per_epoch": steps, "epochs": epochs,
-               "iterations": epochs * steps, "lr_policy": solver.lr_policy, "type": solver.type}  # fmt: skip
+               "iterations": min(max_steps, epochs * steps), "test_interval": cfg.eval_every,
+               "test_samples": len(test_set), "lr_policy": solver.lr_policy, "type": solver.type,
+               "data": {s.phase: s.path if s.kind == "lmdb" else f"digits:{s.path}" for s in sources}}  # fmt: skip
     return cfg, solver, train_set, test_set, mapping
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from dlbox.engine import distributed
 from dlbox.engine.batchnorm import freeze_bn, recalibrate_bn, set_bn_momentum
-from dlbox.engine.progress import log
+from dlbox.engine.progress import log, log_main
 from dlbox.engine.schedule import warmup_cosine
 from dlbox.engine.trainer import fit, to_device
 from dlbox.errors import UserError
@@ -109,9 +109,8 @@ class ClassifyTask:
 
         side = median_side(self.train_set.samples)
         size = 224 if side is None else min(224, max(32, -(-side // 32) * 32))
-        if os.environ.get("RANK", "0") == "0":
-            log(f"input size {size} px: the data's median image side is {side} px "
-                "(no pretrained weights; --img-size N to choose)")  # fmt: skip
+        log_main(f"input size {size} px: the data's median image side is {side} px "
+                 "(no pretrained weights; --img-size N to choose)")  # fmt: skip
         return size
 
     def _pretrained_info(self) -> dict[str, Any]:
@@ -314,7 +313,7 @@ def use_fast_path(cfg: ClassifyConfig) -> ClassifyConfig:
     from dlbox.engine import checkpoint
     from dlbox.engine.device import resolve_device
 
-    say = log if os.environ.get("RANK", "0") == "0" else (lambda _: None)  # torchrun: every worker resolves
+    say = log_main  # under torchrun every worker resolves the path
     if cfg.resume and checkpoint.saved_config(cfg.resume).get("fast"):
         say(f"fast path: kept from the run ({cfg.precision}, channels_last {cfg.channels_last}, compile {cfg.compile})")
         return cfg

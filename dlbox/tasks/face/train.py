@@ -81,7 +81,7 @@ class FaceTask:
 
     def __init__(self, cfg: FaceTrainConfig):
         from dlbox.data.images import ImageDataset
-        from dlbox.engine.progress import log
+        from dlbox.engine.progress import log_main
         from dlbox.tasks.face.data import align_files, face_transform, scan_identities, split_identities
 
         self.cfg = cfg
@@ -105,9 +105,8 @@ class FaceTask:
         self.pairs = draw_pairs([lbl for _, lbl in self.val_set.samples], cfg.val_pairs, cfg.seed)
         self.margin = cfg.margin if cfg.margin is not None else (0.5 if cfg.loss == "arcface" else 0.2)
         self.threshold: float | None = None
-        if distributed_rank() == 0:
-            log(f"face: {len(self.identities)} training identities ({len(self.train_set)} photos), "
-                f"{len(self.val_identities)} held out ({len(self.val_set)} photos, {len(self.pairs)} pairs)")  # fmt: skip
+        log_main(f"face: {len(self.identities)} training identities ({len(self.train_set)} photos), "
+                 f"{len(self.val_identities)} held out ({len(self.val_set)} photos, {len(self.pairs)} pairs)")  # fmt: skip
 
     # --- the engine's Task protocol ---------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -185,12 +184,6 @@ class FaceTask:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.threshold = state.get("threshold")
-
-
-def distributed_rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))
 
 
 def train_worker(cfg: FaceTrainConfig) -> dict[str, Any] | None:

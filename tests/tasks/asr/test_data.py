@@ -99,18 +99,6 @@ def test_prepare_folder_writes_a_data_dir_with_duration_statistics(tmp_path):
     assert [(u.utt, u.text, u.spk) for u in d.utts] == [("a1", "你好", "alice"), ("a2", "再见", "alice")]
 
 
-def test_prepare_thchs30_layout_uses_the_corpus_splits(tmp_path):
-    base = tmp_path / "data_thchs30"
-    for split, name in (("train", "A11_0"), ("dev", "A12_1"), ("test", "D4_750")):
-        (base / split).mkdir(parents=True)
-        (base / "data").mkdir(exist_ok=True)
-        tone(base / split / f"{name}.wav")
-        (base / "data" / f"{name}.wav.trn").write_text("绿 是 阳春\nlv4 shi4\nl v4\n")
-    r = prepare("thchs30", str(tmp_path), str(tmp_path / "out"))
-    assert {k: v["utterances"] for k, v in r["splits"].items()} == {"train": 1, "dev": 1, "test": 1}
-    assert read_data_dir(tmp_path / "out" / "test").utts[0].spk == "D4"
-
-
 def test_segments_cut_utterances_out_of_a_recording(tmp_path):
     tone(tmp_path / "rec.wav", seconds=2.0)
     d = data_dir(tmp_path, {"rec1": str(tmp_path / "rec.wav")})

@@ -10,7 +10,8 @@ import torch
 
 from dlbox.errors import UserError
 from dlbox.hub.convert.caffe.textformat import Msg
-from dlbox.tasks.caffe.solver import CaffeSGD, Solver, read_solver
+from dlbox.tasks.caffe.solver import Solver, read_solver
+from dlbox.tasks.caffe.updates import CaffeSGD
 from tests.conftest import assert_user_error, run_main
 
 NETS = Path(__file__).parent / "nets"

@@ -60,3 +60,14 @@ def test_env_test_runs_the_lenet_solver_through_dlbox_to_the_pytorch_bar(capsys,
     from dlbox.env.integrity import render
 
     assert "not BVLC Caffe" in render(res.json()).splitlines()[1]  # the table's caffe row says it too
+
+
+def test_solver_stopped_at_max_iter_mid_epoch_continues_to_a_larger_one_as_if_uninterrupted(capsys, tmp_path):
+    whole = train(capsys, tmp_path / "a", "--max-iter", "50")
+    first = train(capsys, tmp_path / "b", "--max-iter", "30")  # 23 iterations a epoch: 30 is mid-epoch
+    assert first["iterations"] == 30 and Path(first["caffemodel"]).name == "tiny_iter_30.caffemodel"
+    resumed = run_main(capsys, "caffe", "train", "--resume", first["run_dir"], "--max-iter", "50", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    r = resumed.json()
+    assert r["iterations"] == 50 and Path(r["caffemodel"]).name == "tiny_iter_50.caffemodel"
+    assert Path(r["caffemodel"]).read_bytes() == Path(whole["caffemodel"]).read_bytes()

@@ -16,7 +16,7 @@ from gensim.corpora.wikicorpus import extract_pages
 from dlbox.tasks.text import fakewiki
 from dlbox.tasks.text.steps import Processor, Steps
 from dlbox.tasks.text.tokens import converter
-from tests.conftest import cli_env
+from tests.conftest import cli_env, fill_disk_after, run_main
 from tests.tasks.text.conftest import run
 
 
@@ -139,35 +139,20 @@ def test_a_checkpoint_from_other_options_is_not_used(zh_dump, tmp_path):
     assert len(out.read_text(encoding="utf-8").splitlines()) == 400 and "garbage" not in out.read_text(encoding="utf-8")
 
 
-def test_a_full_disk_is_one_line_and_the_text_written_so_far_is_kept(tmp_path, small_disk, monkeypatch):
+def test_a_full_disk_is_one_line_and_the_text_written_so_far_is_kept(tmp_path, small_disk, monkeypatch, capsys):
     """The output's disk fills up: one line naming the file and the free space, not a traceback."""
     src = tmp_path / "t.txt"
     src.write_text("鳳凰與麒麟\n" * 40_000, encoding="utf-8")  # ~640 KB in, as much out
     disk = small_disk("256k")
-    if disk is None:  # no tmpfs here: the same OSError, raised at the write
-        import errno
-
+    args = ("text", "convert", src, "--out", (disk or tmp_path) / "s.txt", "--t2s", "--workers", "1")
+    if disk is None:  # no tmpfs here: the same OSError, raised at the write, in this process
         from dlbox.tasks.text import pipeline
 
-        real = pipeline.write_all
-
-        def full(fh, data, path, kept):
-            real(_Full(errno.ENOSPC), data, path, kept)
-
-        monkeypatch.setattr(pipeline, "write_all", full)
-        disk = tmp_path
-    res = run("text", "convert", src, "--out", disk / "s.txt", "--t2s", "--workers", "1")
+        fill_disk_after(monkeypatch, pipeline)
+        res = run_main(capsys, *args)
+    else:
+        res = run(*args)
     assert res.returncode == 1, res.stderr
     (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert "Traceback" not in res.stderr
     assert "No space left on device" in line and "free there" in line and "the same command resumes" in line, line
-
-
-class _Full:
-    def __init__(self, code):
-        self.code = code
-
-    def write(self, data):
-        import os
-
-        raise OSError(self.code, os.strerror(self.code))

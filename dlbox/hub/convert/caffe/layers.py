@@ -449,21 +449,52 @@ class Accuracy(CaffeModule):
 
 
 class DataTransform(CaffeModule):
-    """A Data layer's transform_param on the raw pixels fed in: (x - mean_value) * scale, mirror in TRAIN."""
+    """A Data layer's transform_param on the raw pixels fed in, in the order of Caffe's DataTransformer:
+    subtract the mean (mean_file: a (C, H, W) blob at each uncropped pixel; or one mean_value per channel),
+    crop to crop_size (a random window per image in TRAIN, the centre in TEST), multiply by scale, and mirror
+    half the images at random. Caffe's DataTransformer also mirrors in TEST (its Rand(2) ignores the phase);
+    here mirroring is for training only, so that test scores and imported nets are deterministic."""
 
     def __init__(self, layer: Msg, shapes: list[Shape]):
         super().__init__()
         t = layer.msg("transform_param")
-        if t.get("mean_file") or int(t.get("crop_size", 0)):
-            raise _bad(layer, "transform_param mean_file and crop_size are not supported", "use mean_value and scale")
         self.scale = float(t.get("scale", 1.0))
         self.mean = [float(m) for m in t.all("mean_value")]
+        self.crop = int(t.get("crop_size", 0))
         self.mirror = bool(t.get("mirror", False))
+        self.mean_blob: torch.Tensor | None = None
+        if t.get("mean_file"):
+            if self.mean:
+                raise _bad(layer, "cannot specify mean_file and mean_value at the same time", "keep one of them")
+            from dlbox.hub.convert.caffe.wire import read_blobproto
 
-    def forward(self, x, *rest):
-        if self.mean:
+            blob = torch.from_numpy(read_blobproto(t.get("mean_file")))
+            self.mean_blob = blob.reshape(blob.shape[-3:]) if blob.dim() >= 3 else blob  # (C, H, W)
+        if shapes and len(shapes[0]) == 4:
+            c, h, w = shapes[0][1:]
+            if self.mean_blob is not None and tuple(self.mean_blob.shape) != (c, h, w):
+                raise _bad(layer, f"mean_file is {tuple(self.mean_blob.shape)}, the images are {(c, h, w)}",
+                           "compute the mean over images of the same size as the database's")  # fmt: skip
+            if self.mean and len(self.mean) not in (1, c):
+                raise _bad(layer, f"{len(self.mean)} mean_value for {c} channels", "give 1 mean_value or one per channel")
+            if self.crop > min(h, w):
+                raise _bad(layer, f"crop_size {self.crop} is larger than the images ({h}x{w})")
+
+    def forward(self, x, *rest):  # x: (N, C, H, W) raw pixels
+        if self.mean_blob is not None:
+            x = x - self.mean_blob.to(x.device, x.dtype)
+        elif self.mean:
             m = torch.tensor(self.mean if len(self.mean) > 1 else self.mean * x.shape[1], dtype=x.dtype, device=x.device)
             x = x - m.view(1, -1, 1, 1)
+        if self.crop:
+            c, (h, w) = self.crop, x.shape[-2:]
+            if self.training:
+                hs = torch.randint(0, h - c + 1, (x.shape[0],)).tolist()
+                ws = torch.randint(0, w - c + 1, (x.shape[0],)).tolist()
+                x = torch.stack([img[:, i : i + c, j : j + c] for img, i, j in zip(x, hs, ws, strict=True)])
+            else:
+                i, j = (h - c) // 2, (w - c) // 2
+                x = x[..., i : i + c, j : j + c]  # (N, C, crop, crop)
         if self.scale != 1.0:
             x = x * self.scale
         if self.mirror and self.training:

@@ -134,7 +134,7 @@ class CaffeNet(nn.Module):
                 if deploy:
                     tops = tops[:1]  # no labels when deployed
                 for t in tops:
-                    add_input(t, None, f"layer {name!r} (Data) reads a database dlbox does not open")
+                    add_input(t, None, f"layer {name!r} (Data; import does not read its database)")
                 bottoms = tops
             for b in bottoms:
                 if b not in blobs:

@@ -25,6 +25,9 @@ SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
     "BlobProto": {1: ("num", "int"), 2: ("channels", "int"), 3: ("height", "int"), 4: ("width", "int"),
                   5: ("data", "float"), 7: ("shape", "BlobShape"), 8: ("double_data", "double")},
     "BlobShape": {1: ("dim", "int")},
+    # One record of a Data layer's LMDB: raw uint8 pixels (C, H, W), float_data instead, or an encoded image.
+    "Datum": {1: ("channels", "int"), 2: ("height", "int"), 3: ("width", "int"), 4: ("data", "bytes"),
+              5: ("label", "int"), 6: ("float_data", "float"), 7: ("encoded", "int")},
 }  # fmt: skip
 
 
@@ -66,7 +69,9 @@ def decode(buf: bytes | memoryview, message: str = "NetParameter") -> dict[str, 
             pos += size
             if name is None:
                 continue
-            if kind == "string":
+            if kind == "bytes":
+                out.setdefault(name, []).append(bytes(chunk))
+            elif kind == "string":
                 out.setdefault(name, []).append(bytes(chunk).decode("utf-8", "replace"))
             elif kind == "float":  # packed
                 if size % 4:
@@ -150,6 +155,31 @@ def encode_net(name: str, layers: list[tuple[str, str, list[np.ndarray]]]) -> by
         layer = _field(1, lname.encode()) + _field(2, ltype.encode()) + b"".join(_field(7, encode_blob(b)) for b in blobs)
         body += _field(100, layer)
     return body
+
+
+def encode_datum(label: int, pixels: np.ndarray | None = None, encoded: bytes | None = None) -> bytes:
+    """A Datum of ``pixels`` (uint8, (C, H, W)) or of an ``encoded`` image file's bytes, as Caffe's
+    convert_imageset writes them."""
+    body = b""
+    if pixels is not None:
+        c, h, w = pixels.shape
+        body = b"".join(_enc_varint(n << 3) + _enc_varint(int(v)) for n, v in ((1, c), (2, h), (3, w)))
+        body += _field(4, np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
+    else:
+        body = _field(4, encoded or b"")
+    body += _enc_varint(5 << 3) + _enc_varint(int(label))
+    if encoded is not None:
+        body += _enc_varint(7 << 3) + _enc_varint(1)
+    return body
+
+
+def read_blobproto(path: str | Path) -> np.ndarray:
+    """A binaryproto file (a BlobProto: what Caffe's compute_image_mean writes as mean_file)."""
+    try:
+        return blob_array(decode(Path(path).read_bytes(), "BlobProto"))
+    except (OSError, WireError) as e:
+        raise UserError(f"cannot read {path} as a Caffe binaryproto ({e})", "pass the mean.binaryproto that "
+                        "compute_image_mean wrote") from None  # fmt: skip
 
 
 def write_caffemodel(path: str | Path, name: str, layers: list[tuple[str, str, list[np.ndarray]]]) -> None:
