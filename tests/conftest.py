@@ -107,6 +107,29 @@ def _xdist_group(item) -> str:
     return next((d for d in SHARED_SESSION if rel.startswith(d + "/")), rel)
 
 
+# What the whole suite holds on disk at its peak (runs, checkpoints, generated corpora), measured with a
+# sampler of `du` over the base temporary folder during a full run on 2 workers (see the README's Tests).
+SUITE_PEAK_GB = 2.0
+
+
+def pytest_sessionstart(session):
+    """A disk too full for the suite is one line before any test runs, not checkpoints and corpora failing to
+    be written in tests all over the suite (as a CI run on a shared, full disk once did)."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.collectonly:
+        return  # xdist workers: the controller checked
+    import shutil
+    import tempfile
+
+    where = Path(config.option.basetemp or tempfile.gettempdir())
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free / 1e9
+    if free < 1.5 * SUITE_PEAK_GB:
+        pytest.exit(f"only {free:.1f} GB free under {where}; the suite writes up to {SUITE_PEAK_GB:g} GB there "
+                    f"at its peak (hint: free some space, or run with --basetemp=DIR on a larger disk)", returncode=2)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked gpu need CUDA; elsewhere they are skipped with the reason (the only skips allowed).
     Every test gets its xdist group (``--dist loadgroup``, see the Makefile)."""

@@ -42,6 +42,16 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
+def effective_precision(precision: str, device: torch.device) -> str:
+    """The precision a run can have on ``device``: bf16 on a GPU without bf16 units (before Ampere: P100,
+    V100, T4) becomes fp16 with loss scaling; emulated bf16 there would be slower than fp32."""
+    if precision == "bf16" and device.type == "cuda":
+        with torch.cuda.device(device):
+            if not torch.cuda.is_bf16_supported(including_emulation=False):
+                return "fp16"
+    return precision
+
+
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """fp16 needs loss scaling to keep small gradients; bf16 and fp32 do not (the scaler is then disabled)."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

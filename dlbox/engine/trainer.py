@@ -6,6 +6,7 @@ does the rest. Reads top to bottom: set-up, run directory, resume, loop, final r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -22,7 +23,14 @@ from dlbox import __version__
 from dlbox.config import save_yaml, to_dict
 from dlbox.engine import checkpoint, distributed
 from dlbox.engine.config import EngineConfig
-from dlbox.engine.device import autocast, grad_scaler, loader_workers, set_deterministic, set_threads
+from dlbox.engine.device import (
+    autocast,
+    effective_precision,
+    grad_scaler,
+    loader_workers,
+    set_deterministic,
+    set_threads,
+)
 from dlbox.engine.distributed import DistContext
 from dlbox.engine.fileio import WriteError
 from dlbox.engine.metrics import MetricsLogger
@@ -187,6 +195,12 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
     set_threads(cfg.threads, ctx.local_world_size)
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)  # the same seed on every rank: DDP also broadcasts rank 0's initial weights
+
+    precision = effective_precision(cfg.precision, ctx.device)
+    if precision != cfg.precision:
+        if ctx.is_main:
+            log(f"{cfg.precision} is not native on {torch.cuda.get_device_name(ctx.device)}: {precision} with loss scaling")
+        cfg = dataclasses.replace(cfg, precision=precision)  # saved so: the run's config says what it ran
 
     # --- resume or new run directory --------------------------------------------------------------------
     resumed: dict[str, Any] | None = None
