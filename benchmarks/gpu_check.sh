@@ -10,12 +10,14 @@
 # 4. suite: `dlbox bench --suite` at batch 256 (adds torch.compile; parity-checked, "vs baseline")
 # 5. train: training throughput of real runs: classification (resnet50, 224 px, bf16, channels_last on the
 #           digits sample) and detection (tinydet on shapes-det)
+# 6. decode: benchmarks/decode_speed.py, JPEG decoding for the classification loader: PIL in CPU workers
+#           against `--decode device` (nvjpeg through torchvision.io.decode_jpeg), 224 px crops, images/s
 # then benchmarks/gpu_summary.py writes $OUT/gpu_check.json (everything) and $OUT/gpu_table.md (README rows).
 # All output also goes to $OUT/gpu_check.log.
 #
 # Time guard: BUDGET_S (default 540 s) for the whole script; each step gets at most its own cap and what is
 # left (minus RESERVE_S for the summary); a step that no longer fits is recorded as skipped. PARTS (default
-# "env tests eager suite train") picks parts, e.g. two calls: PARTS="env tests eager train", then PARTS=suite
+# "env tests eager suite train decode") picks parts, e.g. two calls: PARTS="env tests eager train decode", then PARTS=suite
 # (the summary reads every part found in $OUT). STEPS / WARMUP: timed and warm-up steps per measurement.
 set -euo pipefail
 
@@ -23,7 +25,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/gpu}
 BUDGET_S=${BUDGET_S:-540}
 RESERVE_S=${RESERVE_S:-20}
-PARTS=${PARTS:-env tests eager suite train}
+PARTS=${PARTS:-env tests eager suite train decode}
 STEPS=${STEPS:-20}
 WARMUP=${WARMUP:-5}
 BATCH=${BATCH:-256}
@@ -130,6 +132,11 @@ if has train; then
         --epochs "$TRAIN_EPOCHS" --img-size "$DET_IMG" --batch-size 64 --device "$DEVICE" --precision bf16 --workers 8 \
         --runs-dir "$WORK/runs" --name gpu --json
     cp "$WORK/runs/detect/gpu/metrics.jsonl" "$OUT/train-detect.metrics.jsonl" 2>/dev/null || true
+fi
+
+if has decode; then  # ~20 s on 16 cores: 1024 generated JPEGs, one timed pass per path
+    step decode-speed 120 "$OUT/decode-speed.json" "$PYTHON" benchmarks/decode_speed.py --device "$DEVICE" \
+        --images 1024 --passes 1 --workers "2,8,$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))" --json
 fi
 
 "$PYTHON" benchmarks/gpu_summary.py "$OUT"

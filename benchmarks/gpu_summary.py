@@ -1,5 +1,6 @@
 """Summarise what benchmarks/gpu_check.sh left in OUT: OUT/gpu_check.json (environment, each step's exit code
-and time, the GPU tests, every benchmark row, the training runs' throughput, issue 15's goals) and
+and time, the GPU tests, every benchmark row, the training runs' throughput, the JPEG decode figures of
+decode_speed.py, issue 15's goals) and
 OUT/gpu_table.md (rows for the README's GPU table). Standard library only, so it runs even where a step failed.
 
     python benchmarks/gpu_summary.py OUT
@@ -157,7 +158,7 @@ def main(out: Path) -> dict:
             best[mode] = {"path": top["path"], "run": top["run"], "images_per_sec": top["images_per_sec"],
                           "goal": GOALS[mode], "met": top["images_per_sec"] >= GOALS[mode]}  # fmt: skip
     summary = {"environment": env, "steps": _steps(out), "tests": _tests(out), "best": best,
-               "training": _train(out), "bench_rows": rows}  # fmt: skip
+               "training": _train(out), "decode": _json(out / "decode-speed.json"), "bench_rows": rows}  # fmt: skip
     (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "gpu_table.md").write_text(_table(rows, env) if rows else "no benchmark rows\n")
     return summary
@@ -173,3 +174,7 @@ if __name__ == "__main__":
               f"(goal {b['goal']:,.0f}: {'met' if b['met'] else 'not met'})")  # fmt: skip
     for task, r in s["training"].items():
         print(f"train {task}: {r['images_per_sec_last_epoch']} img/s in the last epoch")
+    if s["decode"]:
+        d = s["decode"]
+        print(f"JPEG decode at {d['img_size']} px: best CPU loader {d['best_cpu_loader']:,.0f} img/s, "
+              f"{d['device']} decode {d['best_device_decode']:,.0f} img/s ({d['speedup']:.2f}x)")

@@ -21,6 +21,11 @@ class ClassifyConfig(EngineConfig):
     img_size: int | None = opt(None, "input size in px (default: the weights' size; from scratch, the data's median image side "
                                   "rounded up to a multiple of 32, from 32 to 224)", ge=16)
     augment: Literal["none", "light", "standard"] = opt("light", "augmentation preset")
+    decode: Literal["auto", "cpu", "device"] = opt("auto", "where images are decoded and augmented: cpu (PIL in the "
+                                                   "loader workers) or device (the workers only read the files; the "
+                                                   "training device decodes the JPEGs in batches, nvjpeg on CUDA, "
+                                                   "then crops, flips and normalises); auto: device when training on "
+                                                   "CUDA and at least half of 64 sampled files are JPEG, else cpu")
     val_split: float = opt(0.1, "validation fraction when the data has no val split", ge=0, lt=1)
     optimizer: Literal["adamw", "sgd"] = opt("adamw", "optimiser")
     lr: float = opt(1e-3, "learning rate of the heads", gt=0)
