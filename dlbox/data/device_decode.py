@@ -34,7 +34,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from dlbox.data.images import ImageDataset, Source, describe
+from dlbox.data.images import ImageDataset, Source, describe, read_bytes
 from dlbox.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PRESETS
 from dlbox.engine.progress import log, log_main
 from dlbox.errors import UserError
@@ -43,20 +43,6 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 MODES = ("auto", "cpu", "device")
 CROP_SCALE = {"light": (0.7, 1.0), "standard": (0.25, 1.0)}  # as in build_transforms
 CROP_RATIO = (3 / 4, 4 / 3)
-
-
-def read_bytes(src: Source) -> bytes:
-    """The encoded file (or tar member) as it is on disk."""
-    if isinstance(src, tuple):
-        tar, offset, size = src
-        with open(tar, "rb") as f:
-            f.seek(offset)
-            data = f.read(size)
-        if len(data) != size:
-            raise OSError(f"shard {tar} is truncated")
-        return data
-    with open(src, "rb") as f:
-        return f.read()
 
 
 def is_jpeg(src: Source) -> bool:

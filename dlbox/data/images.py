@@ -32,8 +32,8 @@ Source = str | tuple[str, int, int]  # a file path, or (tar path, data offset, s
 SPLIT_NAMES = frozenset({"train", "val", "test"})  # sub-folders of a split layout: root/train/<class>/...
 
 
-def open_image(src: Source) -> Image.Image:
-    """A decoded RGB image from a file or a tar member; OSError/ValueError when it cannot be read."""
+def read_bytes(src: Source) -> bytes:
+    """The encoded file (or tar member) as it is on disk."""
     if isinstance(src, tuple):
         tar, offset, size = src
         with open(tar, "rb") as f:
@@ -41,9 +41,14 @@ def open_image(src: Source) -> Image.Image:
             data = f.read(size)
         if len(data) != size:
             raise OSError(f"shard {tar} is truncated")
-        im = Image.open(io.BytesIO(data))
-    else:
-        im = Image.open(src)
+        return data
+    with open(src, "rb") as f:
+        return f.read()
+
+
+def open_image(src: Source) -> Image.Image:
+    """A decoded RGB image from a file or a tar member; OSError/ValueError when it cannot be read."""
+    im = Image.open(io.BytesIO(read_bytes(src))) if isinstance(src, tuple) else Image.open(src)
     with im:
         im.load()
         return im.convert("RGB")  # grayscale, palette, RGBA -> 3 channels
