@@ -21,6 +21,10 @@ counts, branch order, strides, paddings and the pooling rules are full size. Inc
 every width is max(int(width * 0.0625), 8) here, with all 4+7+3 (V4) and 10+20+9+1 (IRv2) blocks kept; the
 auxiliary heads are built and saved (real checkpoints have them) but only the main logits are compared.
 The 1001-class logits layers are the largest tensors left (about half of each new fixture, 0.8-1.9 MB).
+NASNet-A and PNASNet-5 Large (nets/nasnet: nasnet.py, pnasnet.py, nasnet_utils.py; neither is in the
+tf_slim package) keep all their cells, both reductions and the stem, with the nets' own hyperparameters
+``num_conv_filters`` 8 and ``stem_multiplier`` 0.25, and 10 classes; their BatchNorm statistics are set from
+the fixture's input (``calibrate_batch_norm``: 20 cells without residuals otherwise blow up to logits of 1e4).
 
     /tmp/tfslim-venv/bin/python tools/slim_fixtures.py --check-full-size
 
@@ -508,6 +512,166 @@ def resnet_v2(x, num_classes: int, base_depths, units, scope: str):
         return tf.squeeze(logits, [1, 2])
 
 
+# --- nets/nasnet/nasnet.py, pnasnet.py + nasnet_utils.py (nasnet_large_arg_scope: BN with gamma, eps 0.001) --
+# A cell is (operations, used_hiddenstates, hiddenstate_indices) as nasnet_utils / pnasnet define them.
+# Drop path has no variables and is off at inference (the nets set drop_path_keep_prob = 1.0 when not
+# training), dropout before the logits likewise: neither is built here.
+
+NASNET_NORMAL = (["separable_5x5_2", "separable_3x3_2", "separable_5x5_2", "separable_3x3_2", "avg_pool_3x3", "none",
+                  "avg_pool_3x3", "avg_pool_3x3", "separable_3x3_2", "none"],
+                 [1, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 0, 1, 1, 1, 0, 0])  # fmt: skip
+NASNET_REDUCTION = (["separable_5x5_2", "separable_7x7_2", "max_pool_3x3", "separable_7x7_2", "avg_pool_3x3",
+                     "separable_5x5_2", "none", "avg_pool_3x3", "separable_3x3_2", "max_pool_3x3"],
+                    [1, 1, 1, 0, 0, 0, 0], [0, 1, 0, 1, 0, 1, 3, 2, 2, 0])  # fmt: skip
+PNASNET_CELL = (["separable_5x5_2", "max_pool_3x3", "separable_7x7_2", "max_pool_3x3", "separable_5x5_2",
+                 "separable_3x3_2", "separable_3x3_2", "max_pool_3x3", "separable_3x3_2", "none"],
+                [1, 1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 4, 0, 1, 0])  # fmt: skip
+
+
+def _nasnet_arg_scope():
+    bn = {"decay": 0.9997, "epsilon": 0.001, "scale": True, "fused": True, "is_training": False}
+    fc = slim.arg_scope([slim.fully_connected], activation_fn=None, scope="FC")
+    conv = slim.arg_scope([slim.conv2d, slim.separable_conv2d], activation_fn=None, biases_initializer=None)
+    return fc, conv, slim.arg_scope([slim.batch_norm], **bn)
+
+
+def _calc_reduction_layers(num_cells, num_reduction_layers=2):
+    return [int(float(p) / (num_reduction_layers + 1) * num_cells) for p in range(1, num_reduction_layers + 1)]
+
+
+def _factorized_reduction(net, output_filters, stride):
+    assert output_filters % 2 == 0
+    if stride == 1:
+        return slim.batch_norm(slim.conv2d(net, output_filters, 1, scope="path_conv"), scope="path_bn")
+    path1 = tf.nn.avg_pool(net, [1, 1, 1, 1], [1, stride, stride, 1], "VALID")
+    path1 = slim.conv2d(path1, int(output_filters / 2), 1, scope="path1_conv")
+    # pad 0's on the right and bottom, then shift the window onto them
+    path2 = tf.pad(net, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+    path2 = tf.nn.avg_pool(path2, [1, 1, 1, 1], [1, stride, stride, 1], "VALID")
+    path2 = slim.conv2d(path2, int(output_filters / 2), 1, scope="path2_conv")
+    return slim.batch_norm(tf.concat(values=[path1, path2], axis=3), scope="final_path_bn")
+
+
+def _nas_operation(net, operation, stride, filters):
+    """NasNetABaseCell._apply_conv_operation."""
+    if "separable" in operation:  # _stacked_separable_conv
+        k, layers = int(operation.split("x")[0][-1]), int(operation.split("_")[-1])
+        for layer in range(1, layers + 1):
+            net = tf.nn.relu(net)
+            net = slim.separable_conv2d(net, filters, k, depth_multiplier=1, stride=stride,
+                                        scope=f"separable_{k}x{k}_{layer}")  # fmt: skip
+            net = slim.batch_norm(net, scope=f"bn_sep_{k}x{k}_{layer}")
+            stride = 1
+    elif operation == "none":
+        if stride > 1 or int(net.shape[3]) != filters:
+            net = slim.conv2d(tf.nn.relu(net), filters, 1, stride=stride, scope="1x1")
+            net = slim.batch_norm(net, scope="bn_1")
+    else:  # _pooling: SAME
+        pool = slim.avg_pool2d if operation.startswith("avg") else slim.max_pool2d
+        input_filters = int(net.shape[3])
+        net = pool(net, int(operation.split("x")[-1]), stride=stride, padding="SAME")
+        if input_filters != filters:
+            net = slim.batch_norm(slim.conv2d(net, filters, 1, stride=1, scope="1x1"), scope="bn_1")
+    return net
+
+
+def _nas_cell(net, prev, cell, filters, stride, scope):
+    """NasNetABaseCell.__call__ (_cell_base, _reduce_prev_layer, _combine_unused_states)."""
+    operations, used, indices = cell
+    with tf.variable_scope(scope):
+        if prev is None:
+            prev = net
+        elif int(prev.shape[2]) != int(net.shape[2]):
+            prev = _factorized_reduction(tf.nn.relu(prev), filters, 2)
+        elif int(prev.shape[3]) != filters:
+            prev = slim.batch_norm(slim.conv2d(tf.nn.relu(prev), filters, 1, scope="prev_1x1"), scope="prev_bn")
+        net = slim.batch_norm(slim.conv2d(tf.nn.relu(net), filters, 1, scope="1x1"), scope="beginning_bn")
+        states = [net, prev]
+        for i in range(5):
+            with tf.variable_scope(f"comb_iter_{i}"):
+                h = []
+                for side, idx, op in (("left", indices[2 * i], operations[2 * i]),
+                                      ("right", indices[2 * i + 1], operations[2 * i + 1])):  # fmt: skip
+                    with tf.variable_scope(side):
+                        h.append(_nas_operation(states[idx], op, stride if idx < 2 else 1, filters))
+                states.append(h[0] + h[1])
+        with tf.variable_scope("cell_output"):
+            # (never the case in these cells: _reduce_prev_layer already matched the previous layer)
+            size, depth = int(states[-1].shape[2]), int(states[-1].shape[3])
+            for idx, u in enumerate(used):
+                if not u and (int(states[idx].shape[2]) != size or int(states[idx].shape[3]) != depth):
+                    with tf.variable_scope(f"reduction_{idx}"):
+                        states[idx] = _factorized_reduction(states[idx], depth,
+                                                            2 if int(states[idx].shape[2]) != size else 1)  # fmt: skip
+            return tf.concat(values=[s for s, u in zip(states, used, strict=True) if not u], axis=3)
+
+
+def _aux_head(net, num_classes, scope):
+    with tf.variable_scope(scope), tf.variable_scope("aux_logits"):
+        aux = slim.avg_pool2d(net, [5, 5], stride=3, padding="VALID")
+        aux = tf.nn.relu(slim.batch_norm(slim.conv2d(aux, 128, [1, 1], scope="proj"), scope="aux_bn0"))
+        aux = slim.conv2d(aux, 768, aux.shape[1:3], padding="VALID")
+        aux = tf.nn.relu(slim.batch_norm(aux, scope="aux_bn1"))
+        slim.fully_connected(slim.flatten(aux), num_classes)
+
+
+def _nas_stem(x, cell, filters, stem_multiplier):
+    """nasnet._imagenet_stem: conv0 (VALID), then two stride-2 cells at 1/4 and 1/2 of the filters."""
+    net = slim.conv2d(x, int(32 * stem_multiplier), [3, 3], stride=2, scope="conv0", padding="VALID")
+    net = slim.batch_norm(net, scope="conv0_bn")
+    outputs, scaling = [None, net], 1.0 / 4
+    for i in range(2):
+        net = _nas_cell(net, outputs[-2], cell, int(filters * scaling), 2, f"cell_stem_{i}")
+        outputs.append(net)
+        scaling *= 2
+    return net, outputs
+
+
+def _nas_logits(net, num_classes):
+    with tf.variable_scope("final_layer"):
+        return slim.fully_connected(tf.reduce_mean(tf.nn.relu(net), [1, 2]), num_classes)
+
+
+def nasnet_large(x, num_classes: int, filters: int = 168, stem_multiplier: float = 3.0, num_cells: int = 18,
+                 aux: bool = False):  # fmt: skip
+    """build_nasnet_large (skip_reduction_layer_input=1); ``aux``: the training-time head, as is_training builds."""
+    fc, conv, bn = _nasnet_arg_scope()
+    with fc, conv, bn:
+        reduction = _calc_reduction_layers(num_cells)
+        net, outputs = _nas_stem(x, NASNET_REDUCTION, filters, stem_multiplier)
+        scaling = 1.0
+        for cell_num in range(num_cells):
+            prev = outputs[-2]
+            if cell_num in reduction:
+                scaling *= 2
+                net = _nas_cell(net, outputs[-2], NASNET_REDUCTION, int(filters * scaling), 2,
+                                f"reduction_cell_{reduction.index(cell_num)}")  # fmt: skip
+                outputs.append(net)
+            net = _nas_cell(net, prev, NASNET_NORMAL, int(filters * scaling), 1, f"cell_{cell_num}")
+            if aux and cell_num == reduction[1] - 1:
+                _aux_head(tf.nn.relu(net), num_classes, f"aux_{cell_num}")
+            outputs.append(net)
+        return _nas_logits(net, num_classes)
+
+
+def pnasnet_large(x, num_classes: int, filters: int = 216, stem_multiplier: float = 3.0, num_cells: int = 12,
+                  aux: bool = False):  # fmt: skip
+    """build_pnasnet_large: one cell type, stride 2 at the reduction indices, the stem made of it too."""
+    fc, conv, bn = _nasnet_arg_scope()
+    with fc, conv, bn:
+        reduction = _calc_reduction_layers(num_cells)
+        net, outputs = _nas_stem(x, PNASNET_CELL, filters, stem_multiplier)
+        scaling = 1.0
+        for cell_num in range(num_cells):
+            stride = 2 if cell_num in reduction else 1
+            scaling *= 2 if stride == 2 else 1
+            net = _nas_cell(net, outputs[-2], PNASNET_CELL, int(filters * scaling), stride, f"cell_{cell_num}")
+            outputs.append(net)
+            if aux and cell_num == reduction[1] - 1:
+                _aux_head(tf.nn.relu(net), num_classes, f"aux_{cell_num}")
+        return _nas_logits(net, num_classes)
+
+
 # --- fixtures -------------------------------------------------------------------------------------------
 
 FIXTURES = {
@@ -526,6 +690,12 @@ FIXTURES = {
     "inception_v4": (lambda x: inception_v4(x, 1001, 0.0625), 139, 1001, "widths x0.0625 (at least 8)", ("v2",)),
     "inception_resnet_v2": (lambda x: inception_resnet_v2(x, 1001, 0.0625), 139, 1001,
                             "widths x0.0625 (at least 8)", ("v2",)),
+    # all 18 (12) cells and both reductions kept; 109 px: sizes 54-27-14-7-4 after conv0, so the stride-2
+    # cells meet both even sizes (TF pads 0 before / 1 after) and odd ones; 10 classes keep them 1 MB each
+    "nasnet_large": (lambda x: nasnet_large(x, 10, filters=8, stem_multiplier=0.25), 109, 10,
+                     "num_conv_filters 8 (of 168), stem_multiplier 0.25 (of 3.0), 10 classes", ("v2",)),
+    "pnasnet_large": (lambda x: pnasnet_large(x, 10, filters=8, stem_multiplier=0.25), 109, 10,
+                      "num_conv_filters 8 (of 216), stem_multiplier 0.25 (of 3.0), 10 classes", ("v2",)),
 }  # fmt: skip
 
 
@@ -534,6 +704,7 @@ def randomize(sess, rng) -> None:
     trivially met by zero means and unit variances."""
     import numpy as np
 
+    values = {}
     for v in tf.global_variables():
         shape = v.get_shape().as_list()
         name = v.op.name
@@ -541,13 +712,37 @@ def randomize(sess, rng) -> None:
             fan_in = int(np.prod(shape[:-1])) if not name.endswith("depthwise_weights") else shape[0] * shape[1]
             # the logits layer a third of He's scale: logits of a few units, so 1e-4 is a relative 1e-5 or less
             logits = name.endswith(("logits/weights", "Conv2d_0c_1x1/weights", "Conv2d_1c_1x1/weights", "fc8/weights",
-                                     "Logits/Logits/weights"))
+                                     "Logits/Logits/weights", "final_layer/FC/weights"))
             val = rng.normal(0, (2.0 / fan_in) ** 0.5 / (3 if logits else 1), shape)
         elif name.endswith(("moving_variance", "gamma")):
             val = rng.uniform(0.5, 1.5, shape)
         else:  # beta, biases, moving_mean
             val = rng.normal(0, 0.1, shape)
-        v.load(val.astype(np.float32), sess)
+        values[v] = val.astype(np.float32)
+    # one run for all (Variable.load per variable takes minutes on the NAS nets' 1500 variables)
+    feeds = {v: tf.placeholder(tf.float32, v.get_shape()) for v in values}
+    sess.run([v.assign(p) for v, p in feeds.items()], {feeds[v]: val for v, val in values.items()})
+
+
+# the NAS nets are 20 cells deep without residual paths: with random BatchNorm statistics their activations
+# grow about 1.7x per cell (logits near 1e4, and float32 then cannot hold 1e-4), so their statistics are
+# set from the fixture's own input, layer after layer, as training would have left them (then perturbed)
+CALIBRATE = {"nasnet_large", "pnasnet_large"}
+
+
+def calibrate_batch_norm(sess, x, image, rng) -> None:
+    import numpy as np
+
+    graph = tf.get_default_graph()
+    variables = {v.op.name: v for v in tf.global_variables()}
+    for op in graph.get_operations():  # creation order: every BatchNorm's input is set before it is read
+        if not op.type.startswith("FusedBatchNorm"):
+            continue
+        scope = op.name.rsplit("/", 1)[0]
+        act = sess.run(op.inputs[0], {x: image})  # (N, H, W, C)
+        mean, var = act.mean((0, 1, 2)), act.var((0, 1, 2))
+        variables[f"{scope}/moving_mean"].load((mean + rng.normal(0, 0.1, mean.shape) * var**0.5).astype(np.float32), sess)
+        variables[f"{scope}/moving_variance"].load((var * rng.uniform(0.8, 1.25, var.shape)).astype(np.float32), sess)
 
 
 def build_fixture(name: str, out: Path) -> dict:
@@ -566,6 +761,8 @@ def build_fixture(name: str, out: Path) -> dict:
         # (N, H, W, C), as TF takes it; k/127 for int8 k, so the stored input is small and exact
         q = rng.integers(-127, 128, (2, size, size, 3), dtype=np.int8)
         image = q.astype(np.float32) / 127
+        if name in CALIBRATE:
+            calibrate_batch_norm(sess, x, image, rng)
         y = sess.run(logits, {x: image})
         for fmt in formats:
             version = tf.train.SaverDef.V2 if fmt == "v2" else tf.train.SaverDef.V1
@@ -591,6 +788,10 @@ FULL_SIZE = {
     "resnet_v1_50": (lambda x: resnet_v1(x, 1000, (64, 128, 256, 512), (3, 4, 6, 3), "resnet_v1_50"), 224, 25_557_032),
     "resnet_v2_50": (lambda x: resnet_v2(x, 1000, (64, 128, 256, 512), (3, 4, 6, 3), "resnet_v2_50"), 224, 25_568_360),
     "vgg_16": (lambda x: vgg(x, 1000, "vgg_16", (64, 128, 256, 512, 512), 4096), 224, 138_357_544),
+    # without the auxiliary head (what inference builds): Keras's NASNetLarge (a port of these nets) reports
+    # 88,753,150 trainable parameters (88.9M with the BatchNorm statistics); the PNASNet paper 86.1M
+    "nasnet_large": (lambda x: nasnet_large(x, 1000), 331, 88_753_150),
+    "pnasnet_large": (lambda x: pnasnet_large(x, 1000), 331, 86.1),
 }  # fmt: skip
 
 
@@ -602,8 +803,10 @@ def check_full_size() -> bool:
         tf.reset_default_graph()
         builder(tf.placeholder(tf.float32, [1, size, size, 3]))
         n = sum(int(np.prod(v.get_shape().as_list())) for v in tf.trainable_variables())
-        ok &= n == published
-        print(f"{name}: {n:,} trainable parameters, published {published:,}: {'same' if n == published else 'DIFFERENT'}")
+        same = n == published if isinstance(published, int) else round(n / 1e6, 1) == published  # as rounded (M)
+        ok &= same
+        shown = f"{published:,}" if isinstance(published, int) else f"{published}M"
+        print(f"{name}: {n:,} trainable parameters, published {shown}: {'same' if same else 'DIFFERENT'}")
     return ok
 
 

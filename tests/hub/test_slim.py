@@ -113,6 +113,8 @@ def test_a_damaged_checkpoint_is_a_one_line_error(tmp_path, capsys, photo, damag
     ("resnet_v2_50", "model.ckpt", "resnet_v2_2-2-2-1"),  # dlbox's ResNetV2
     ("inception_v4", "model.ckpt", "inception_v4"),  # timm's InceptionV4
     ("inception_resnet_v2", "model.ckpt", "inception_resnet_v2"),  # timm's InceptionResnetV2
+    ("nasnet_large", "model.ckpt", "nasnetalarge"),  # timm's NASNetALarge, all 18 cells
+    ("pnasnet_large", "model.ckpt", "pnasnet5large"),  # timm's PNASNet5Large, all 12 cells
 ])  # fmt: skip
 def test_converted_network_gives_tensorflows_logits(name, checkpoint, model_name):
     d, x, expected = fixture(name)
@@ -150,6 +152,30 @@ def test_inception_v3_pools_need_tfs_pad_excluding_average():
     for m in pools:
         m.__class__ = BasicConv2d
     assert np.abs(logits_of(model, x) - expected).max() > 10 * TOL  # measured: 2.7e-2
+
+
+def test_nasnet_reduction_pools_need_tfs_pad_excluding_average():
+    """timm's stride-2 "same" average pools count their zero padding: without dlbox's pools, no parity."""
+    from timm.layers.pool2d_same import AvgPool2dSame
+
+    from dlbox.hub.convert.nasnet import TfAvgPool2dSame
+
+    d, x, expected = fixture("nasnet_large")
+    model = slim.load_model(*slim.convert(tfbundle.read_checkpoint(d / "model.ckpt")))
+    pools = [m for m in model.modules() if isinstance(m, TfAvgPool2dSame)]
+    assert len(pools) == 4  # comb_iter_2_left of cell_stem_0/1 and reduction_cell_0/1
+    for m in pools:
+        m.__class__ = AvgPool2dSame
+    assert np.abs(logits_of(model, x) - expected).max() > 10 * TOL  # measured: 0.79
+
+
+def test_a_nasnet_checkpoint_with_another_cell_count_is_refused():
+    """NASNet-A Mobile has 12 cells (and other wiring): timm's nasnetalarge has 18, so it is one line, not a
+    model with missing cells."""
+    variables = tfbundle.read_checkpoint(FIXTURES / "nasnet_large" / "model.ckpt")
+    mobile = {k: v for k, v in variables.items() if not k.startswith(tuple(f"cell_{i}/" for i in range(12, 18)))}
+    with pytest.raises(UserError, match="12 cells where timm's nasnetalarge has 18"):
+        slim.convert(mobile)
 
 
 # --- 1001 classes, ImageNet names, commands -------------------------------------------------------------

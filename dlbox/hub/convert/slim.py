@@ -14,9 +14,12 @@ shapes, so reduced-width checkpoints such as MobileNet V1 0.25 load too):
 | resnet_v2_50/101/152 | dlbox's ResNetV2 (resnet_v2.py: no torchvision/timm model matches) | gamma, eps 1e-5 | [-1, 1] |
 | InceptionV4 | timm inception_v4 (AuxLogits left out) | no gamma, eps 0.001 | [-1, 1] |
 | InceptionResnetV2 | timm inception_resnet_v2 (AuxLogits left out) | no gamma, eps 0.001 | [-1, 1] |
+| (none: cell_*, reduction_cell_*) | timm nasnetalarge (nasnet.py: aux head left out, TF's SAME average pools) | gamma, eps 0.001 | [-1, 1] |
+| (none: cell_*, no reduction_cell_*) | timm pnasnet5large (nasnet.py: aux head left out) | gamma, eps 0.001 | [-1, 1] |
 
 Refused by name (REFUSED): Inception V2 and NASNet-A/PNASNet-5 Mobile (no torchvision/timm model to load
-them into), NASNet-A/PNASNet-5 Large (timm has them; their conversion is not written yet).
+them into; timm's Large modules have fixed cell counts, 18 and 12, and Mobile NASNet wires the cell after
+a reduction to another input).
 
 What differs from the torchvision definitions, and is carried over:
 
@@ -66,23 +69,25 @@ FAMILIES = {
     "resnet_v2": (r"resnet_v2_(50|101|152)", "resnet_v2_{depth}", INCEPTION, 1e-5),
     "inception_v4": (r"InceptionV4", "inception_v4", INCEPTION, 1e-3),
     "inception_resnet_v2": (r"InceptionResnetV2", "inception_resnet_v2", INCEPTION, 1e-3),
+    # no top-level scope: NASNet is told by its reduction cells, PNASNet (strided normal cells) by its stem
+    "nasnet_large": (r"reduction_cell_0", "nasnetalarge", INCEPTION, 1e-3),
+    "pnasnet_large": (r"cell_stem_0", "pnasnet5large", INCEPTION, 1e-3),
 }
 # input size each family was trained at, for checkpoints given by path (hub entries state theirs)
-IMG_SIZE = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299, "resnet_v2": 299}
+IMG_SIZE = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299, "resnet_v2": 299,
+            "nasnet_large": 331, "pnasnet_large": 331}
 RESNET_LAYERS = {"50": [3, 4, 6, 3], "101": [3, 4, 23, 3], "152": [3, 8, 36, 3]}
 # catalog architectures (dlbox/hub/catalog.toml) this module converts; the others are refused by name
 SUPPORTED_ARCHITECTURES = ("inception_v1", "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "vgg_16", "vgg_19",
                            "mobilenet_v1", "mobilenet_v1_050", "mobilenet_v1_025", "mobilenet_v2",
                            "mobilenet_v2_140", "inception_v3", "resnet_v2_50", "resnet_v2_101", "resnet_v2_152",
-                           "inception_v4", "inception_resnet_v2")  # fmt: skip
+                           "inception_v4", "inception_resnet_v2", "nasnet_large", "pnasnet_large")  # fmt: skip
 SUPPORTED_NAMES = ("Inception V1/V3/V4, Inception-ResNet-v2, ResNet V1/V2 50/101/152, VGG 16/19, "
-                   "MobileNet V1/V2")
+                   "MobileNet V1/V2, NASNet-A Large, PNASNet-5 Large")
 # catalog architectures refused, and why (`dlbox hub list` and the README say the same)
 REFUSED = {
     "inception_v2": "torchvision and timm have no Inception V2 (BN-Inception) to load it into",
-    "nasnet_large": "not converted yet (timm's nasnetalarge would be the target)",
     "nasnet_mobile": "torchvision and timm have no NASNet-A Mobile",
-    "pnasnet_large": "not converted yet (timm's pnasnet5large would be the target)",
     "pnasnet_mobile": "torchvision and timm have no PNASNet-5 Mobile",
 }
 META_KEY = "dlbox.slim"  # safetensors metadata written by `dlbox hub convert`
@@ -366,12 +371,24 @@ def _map_inception_resnet_v2(m: _Mapper, scope: str, info: dict) -> None:
     m.logits(f"{scope}/Logits/Logits", "classif")
 
 
+def _map_nasnet(family: str):
+    def mapper(m: _Mapper, scope: str, info: dict) -> None:
+        from dlbox.hub.convert import nasnet
+
+        nasnet.map_variables(m, family, info)
+        info["scope"] = family  # the checkpoints have no top-level scope
+
+    return mapper
+
+
 MAPPERS = {"inception_v1": _map_inception_v1, "resnet_v1": _map_resnet_v1, "mobilenet_v1": _map_mobilenet_v1,
            "mobilenet_v2": _map_mobilenet_v2, "vgg": _map_vgg, "inception_v3": _map_inception_v3,
            "resnet_v2": _map_resnet_v2, "inception_v4": _map_inception_v4,
-           "inception_resnet_v2": _map_inception_resnet_v2}
+           "inception_resnet_v2": _map_inception_resnet_v2, "nasnet_large": _map_nasnet("nasnet_large"),
+           "pnasnet_large": _map_nasnet("pnasnet_large")}
 HEADS = {"mobilenet_v1": "classifier", "mobilenet_v2": "classifier.1", "vgg": "classifier.6",
-         "inception_v4": "last_linear", "inception_resnet_v2": "classif"}  # the others: "fc"
+         "inception_v4": "last_linear", "inception_resnet_v2": "classif", "nasnet_large": "last_linear",
+         "pnasnet_large": "last_linear"}  # the others: "fc"
 
 
 def detect(variables: dict[str, np.ndarray], source: str = "the checkpoint") -> tuple[str, str]:
@@ -537,6 +554,10 @@ def create(info: dict, state: dict[str, torch.Tensor]) -> nn.Module:
 
         model = InceptionResnetV2(num_classes=nc, norm_eps=eps)
         _fit(model, state)
+    elif family in ("nasnet_large", "pnasnet_large"):
+        from dlbox.hub.convert import nasnet
+
+        model = nasnet.create(family, nc, state, _fit)
     else:
         raise UserError(f"unknown TF-Slim family {family!r}")
     for mod in model.modules():
