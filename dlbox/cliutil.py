@@ -1,13 +1,19 @@
 """Shared pieces of the command tree: parser class with one-line errors, options from config dataclasses,
-output (--json alone on stdout). Each area registers its commands in ``dlbox/<area>/commands.py``."""
+output (--json alone on stdout). Each area registers its commands in ``dlbox/<area>/commands.py``, as a list of
+``Command`` specs: a typed dataclass of options (``dlbox.config.opt`` / ``positional`` fields), the library call
+it runs and how its result reads; ``group`` (or ``register_commands``) turns them into subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+import inspect
 import json
 import sys
+import types
 import typing
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -112,3 +118,169 @@ def emit(args: argparse.Namespace, result: Any, render) -> None:
 
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout (nothing else there)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One command as data. ``config``'s fields are its arguments; ``run(cfg)`` does the work (a library call:
+    import inside it, or use ``lazy``/``call``, so that building the parser imports no torch) and returns the
+    result that --json prints, or None for nothing to print; ``render(result)`` (or ``render(result, cfg)``) is
+    the human output; ``exit_code(result)`` the status (default 0). A training command sets ``train`` to the title
+    of its options group: its options come from ``add_config_options`` and its config from ``config_from_args``
+    (``--config FILE`` and ``--resume`` merged)."""
+
+    name: str
+    help: str
+    example: str
+    config: type
+    run: Callable[[Any], Any]
+    render: Callable[..., str] = str
+    exit_code: Callable[[Any], int] | None = None
+    description: str | None = None
+    train: str | None = None
+
+
+def register_commands(sub, commands: Sequence[Command | Callable[[Any], None]]) -> dict[str, Parser]:
+    """Each spec as a subcommand of ``sub``: --help with its example, --json, its config's fields as arguments
+    (a nested group's ``register`` is called with ``sub``). Returns the specs' parsers by name."""
+    parsers = {}
+    for c in commands:
+        if not isinstance(c, Command):
+            c(sub)
+            continue
+        p = command(sub, c.name, c.help, c.example, c.description)
+        add_json(p)
+        if c.train:
+            p.add_argument("--config", help="a YAML file of options (typed options win)")
+            add_config_options(p, c.config, title=c.train)
+        else:
+            add_fields(p, c.config)
+        # config_cls: the class --config FILE fills (tests walk it for every numeric option's range)
+        config_cls = c.config if c.train else _section(c.config) or c.config
+        p.set_defaults(func=lambda args, c=c: run_command(c, args), config_cls=config_cls, command_path=p.prog)
+        parsers[c.name] = p
+    return parsers
+
+
+def _section(cls) -> type | None:
+    hints = typing.get_type_hints(cls)
+    return next((hints[f.name] for f in dataclasses.fields(cls) if "section" in f.metadata), None)
+
+
+def group(name: str, help: str, example: str, commands: Sequence[Command | Callable[[Any], None]],
+          description: str | None = None) -> Callable[[Any], None]:
+    """``register = group(NAME, help, example, COMMANDS)`` in an area's commands.py: the register function of the
+    command group ``dlbox NAME SUBCOMMAND``. ``commands`` holds Command specs, or the ``register`` of a group
+    nested inside (``dlbox text w2v ...``)."""
+
+    def register(sub) -> None:
+        p = command(sub, name, help, example, description)
+        register_commands(p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(p),
+                                           required=True), commands)  # fmt: skip
+
+    return register
+
+
+def run_command(c: Command, args: argparse.Namespace) -> int:
+    cfg = config_from_args(c.config, args) if c.train else fields_from_args(c.config, args)
+    result = c.run(cfg)
+    if result is None:  # e.g. a DDP worker that is not rank 0: that one reports
+        return 0
+    takes_cfg = _positional_params(c.render) >= 2
+    emit(args, result, (lambda r: c.render(r, cfg)) if takes_cfg else c.render)
+    return c.exit_code(result) if c.exit_code else 0
+
+
+def _positional_params(fn) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins such as str
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return 1 if any(p.kind is p.VAR_POSITIONAL for p in params) else sum(p.kind in kinds for p in params)
+
+
+def add_fields(p: argparse.ArgumentParser, cls) -> None:
+    """One argument per field of a declared command, shaped by its type and ``opt``/``positional`` metadata:
+    ``bool`` a flag (``--x``, or ``--x/--no-x`` when it defaults to true), ``Literal[...]`` choices, ``list[T]``
+    ``nargs="+"``, ``int``/``float`` a ``number`` type with the field's range (one line and exit 2 at parse
+    time), no default (``REQUIRED``) a required option, a ``section`` the options of its dataclass (as a training
+    command's). Defaults are the fields' own: the parsed arguments are the config."""
+    from dlbox.config import BOUNDS
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        base, choices, many = _shape(hints[f.name])
+        kw: dict[str, Any] = {"help": meta.get("help")}
+        if "section" in meta:
+            add_config_options(p, hints[f.name], title=meta["section"])
+            continue
+        for key in ("metavar", "nargs", "action", "const"):
+            if key in meta:
+                kw[key] = meta[key]
+        if meta.get("choices") or choices:
+            kw["choices"] = list(meta.get("choices") or choices)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if many and "action" not in meta:
+            kw.setdefault("nargs", "+")
+        if base is bool and not many and "action" not in meta:
+            kw["action"] = argparse.BooleanOptionalAction if default else "store_true"
+        elif base in (int, float) and meta.get("action") in (None, "append"):  # a store_const takes no value
+            bounds = {k: meta[k] for k in BOUNDS if k in meta}
+            kw["type"] = number(base, **bounds) if bounds else base
+        if meta.get("positional"):
+            p.add_argument(f.name, **kw, **({} if required else {"default": default}))
+        else:
+            p.add_argument(meta.get("flag") or flag(f.name), dest=f.name, required=required, default=default, **kw)
+
+
+def _shape(tp) -> tuple[Any, tuple | None, bool]:
+    """(item type, Literal choices or None, whether a list) of ``T``, ``T | None``, ``list[T]``, ``Literal[...]``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        tp = args[0]
+    if typing.get_origin(tp) in (list, tuple):
+        return (*_shape(typing.get_args(tp)[0])[:2], True)
+    if typing.get_origin(tp) is typing.Literal:
+        choices = typing.get_args(tp)
+        return type(choices[0]), choices, False
+    return tp, None, False
+
+
+def fields_from_args(cls, args: argparse.Namespace):
+    """The config of a declared command from its parsed arguments (ranges and choices were checked by argparse);
+    its ``validate()``, if any, refuses combinations before any work starts."""
+    hints = typing.get_type_hints(cls)
+    cfg = cls(**{f.name: config_from_args(hints[f.name], args) if "section" in f.metadata else getattr(args, f.name)
+                 for f in dataclasses.fields(cls)})  # fmt: skip
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def lazy(ref: str) -> Callable[..., Any]:
+    """``lazy("dlbox.tasks.detect.metrics:render")``: that function, imported when first called (the parser is
+    built without importing the libraries, and torch)."""
+    module, _, name = ref.partition(":")
+
+    def fn(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    fn.__qualname__ = fn.__name__ = ref
+    return fn
+
+
+def call(ref: str, **renamed: str) -> Callable[[Any], Any]:
+    """``run=call("pkg.mod:fn")``: ``fn`` called with the config's fields as keyword arguments;
+    ``call(ref, fmt="format")`` passes the field ``format`` as ``fn``'s parameter ``fmt``."""
+    target = lazy(ref)
+
+    def run(cfg):
+        kwargs = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+        for param, name in renamed.items():
+            kwargs[param] = kwargs.pop(name)
+        return target(**kwargs)
+
+    return run

@@ -21,13 +21,48 @@ from dlbox.errors import UserError, close_matches
 C = TypeVar("C")
 
 
-def opt(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
-        le: float | None = None, lt: float | None = None):
+REQUIRED: Any = dataclasses.MISSING  # ``opt(REQUIRED, help)``: an option the command line must give
+
+
+def opt(default: Any, help: str | None, *, ge: float | None = None, gt: float | None = None,
+        le: float | None = None, lt: float | None = None, flag: str | None = None, metavar: str | None = None,
+        nargs: str | None = None, action: str | None = None, const: Any = None, choices: Any = None):
     """A dataclass field with its --help text (read by the CLI) and, for numbers, its range.
 
     Every int or float option declares a range (``ge``/``gt``/``le``/``lt``): values outside it, and NaN or
-    infinity for floats, are refused when the config is built, before any work starts."""
+    infinity for floats, are refused when the config is built, before any work starts. The other keywords
+    shape the option of a declared command (``dlbox.cliutil.Command``) where its type does not say it all:
+    ``flag`` when it is not ``--field-name``, argparse's ``metavar``, ``nargs`` (``list[str]`` is ``+``),
+    ``action="append"`` for a repeatable option (``"store_const"`` with ``const``: a shorthand that sets the
+    option of the same name, e.g. ``--t2s`` for ``--opencc t2s``), ``choices`` when they are not a ``Literal``."""
     meta = {"help": help, **{k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
+    cli = {"flag": flag, "metavar": metavar, "nargs": nargs, "action": action, "const": const, "choices": choices}
+    return _field(default, {**meta, **{k: v for k, v in cli.items() if v is not None}})
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """The config of a command without options of its own."""
+
+
+def positional(help: str | None = None, *, default: Any = REQUIRED, nargs: str | None = None,
+               metavar: str | None = None, choices: Any = None):
+    """A positional argument of a declared command: ``list[str]`` takes one or more (``nargs="+"``),
+    ``nargs="?"`` or ``"*"`` with a default makes it optional."""
+    cli = {"nargs": nargs, "metavar": metavar, "choices": choices}
+    return _field(default, {"help": help, "positional": True, **{k: v for k, v in cli.items() if v is not None}})
+
+
+def section(title: str):
+    """A field holding a whole options dataclass (its type): one option per field in a group ``title``
+    (``dlbox.cliutil.add_config_options``), read with ``--config FILE`` (a field ``config`` of the command) under
+    the options typed."""
+    return dataclasses.field(metadata={"section": title})
+
+
+def _field(default: Any, meta: dict[str, Any]):
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

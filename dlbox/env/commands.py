@@ -1,33 +1,37 @@
-"""`dlbox env` and `dlbox env test`."""
+"""`dlbox env`, `dlbox env test` and `dlbox env gpu`."""
 
 from __future__ import annotations
 
 import argparse
 
-from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit, number
+from dlbox.cliutil import Command, command, lazy, number, register_commands
+from dlbox.env import config
 
 
-def cmd_env(args: argparse.Namespace) -> int:
-    from dlbox.env import doctor
-
-    emit(args, doctor.collect(runs_dir=args.runs_dir or "runs"), doctor.render)
-    return 0
-
-
-def cmd_env_test(args: argparse.Namespace) -> int:
+def integrity_test(c: config.IntegrityArgs) -> dict | None:
+    from dlbox.config import from_dict
     from dlbox.engine.distributed import launched_by_torchrun
-    from dlbox.env.integrity import IntegrityConfig, render, run_integrity
+    from dlbox.env.integrity import run_integrity
 
-    if args.distributed is not None:
-        args.nproc_per_node = args.distributed
-    cfg = config_from_args(IntegrityConfig, args)
+    cfg = c.options  # --distributed N wins over --nproc-per-node
+    if c.distributed is not None:
+        cfg = from_dict(config.IntegrityConfig, {"nproc_per_node": c.distributed}, base=cfg)
     report = run_integrity(cfg)
-    if report is not None:
-        emit(args, report, render)
-    elif not launched_by_torchrun():  # the launcher of a node without rank 0: node 0 reports the results
+    if report is None and not launched_by_torchrun():  # the launcher of a node without rank 0: node 0 reports the results
         note = f"node {cfg.node_rank} of {cfg.nnodes} finished; the node with rank 0 reports the results"
-        emit(args, {"node_rank": cfg.node_rank, "results": None, "note": note}, lambda r: r["note"])
-    return 0
+        return {"node_rank": cfg.node_rank, "results": None, "note": note}
+    return report
+
+
+def render_test(r) -> str:
+    return r["note"] if r["results"] is None else lazy("dlbox.env.integrity:render")(r)
+
+
+ENV = Command("env", "environment doctor: software, CPU, GPU, CUDA compatibility, with a verdict", "dlbox env --json",
+              config.DoctorArgs, lambda c: lazy("dlbox.env.doctor:collect")(runs_dir=c.runs_dir or "runs"),
+              lazy("dlbox.env.doctor:render"))  # fmt: skip
+TEST = Command("test", "integrity test: LeNet-5 on handwritten digits in each framework (PyTorch, Keras, TF)",
+               "dlbox env test --framework torch --distributed 2", config.IntegrityArgs, integrity_test, render_test)
 
 
 def cmd_env_gpu(args: argparse.Namespace) -> int:
@@ -43,23 +47,9 @@ def cmd_env_gpu(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from dlbox.env.config import IntegrityConfig
-
-    env = command(sub, "env", "environment doctor: software, CPU, GPU, CUDA compatibility, with a verdict",
-                  "dlbox env --json")  # fmt: skip
-    add_json(env)
-    env.add_argument("--runs-dir", default=None, help="where runs go, for the free-disk check (default: runs)")
-    env.set_defaults(func=cmd_env)
+    env = register_commands(sub, [ENV])["env"]
     env_sub = env.add_subparsers(dest="env_command", metavar="SUBCOMMAND", parser_class=type(env))
-    test = command(
-        env_sub, "test", "integrity test: LeNet-5 on handwritten digits in each framework (PyTorch, Keras, TF)",
-        "dlbox env test --framework torch --distributed 2",
-    )  # fmt: skip
-    add_json(test)
-    test.add_argument("--config", help="a YAML file of options (typed options win)")
-    test.add_argument("--distributed", type=number(int, ge=1), metavar="N", help="run PyTorch as N DDP processes (= --nproc-per-node N)")
-    add_config_options(test, IntegrityConfig, title="integrity test")
-    test.set_defaults(func=cmd_env_test, command_path="dlbox env test")
+    register_commands(env_sub, [TEST])
     gpu = command(env_sub, "gpu", "NVIDIA GPUs now (or live with --watch): power, temperature, use, memory, clocks",
                   "dlbox env gpu --watch --interval 2")  # fmt: skip
     gpu.add_argument("--watch", action="store_true", help="a new line per GPU every --interval seconds, until Ctrl-C")

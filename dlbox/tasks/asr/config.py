@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dlbox.config import opt
+from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
 from dlbox.errors import UserError
+from dlbox.tasks.asr.prepare import CORPORA
 
 
 @dataclass
@@ -48,3 +49,63 @@ class AsrConfig(EngineConfig):
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.feature_cache and Path(self.feature_cache).exists() and not Path(self.feature_cache).is_dir():
             raise UserError(f"--feature-cache {self.feature_cache!r} is a file, not a folder", "pass a folder (created if missing)")
+
+
+# The other commands' arguments (`dlbox asr prepare|synth|fix|transcribe|evaluate|export`), declared for
+# dlbox.cliutil.Command.
+MODEL = "a run directory, a checkpoint, an .onnx export (tokens.txt beside it), or hub:NAME"
+BEAM = "1: greedy search; N > 1: CTC prefix beam search of width N"
+THREADS = "intra-op threads (default: the runtime's)"
+Backend = Literal["auto", "sherpa-onnx"]
+BACKEND = "auto: PyTorch for runs, onnxruntime for .onnx; sherpa-onnx: an .onnx export through sherpa-onnx"
+ALLOW_PIPES = "run wav.scp entries that are shell commands (trusted data only)"
+
+
+@dataclass(kw_only=True)
+class PrepareArgs:
+    corpus: str = positional("which corpus layout", choices=CORPORA)
+    corpus_dir: str = positional("the folder the corpus was extracted into (for folder: the recordings)")
+    out: str = opt(REQUIRED, "where the data directories go (train/, dev/, test/)")
+    transcripts: str | None = opt(None, "folder only: a file of 'NAME TEXT' lines")
+
+
+@dataclass(kw_only=True)
+class SynthArgs:
+    out: str = opt(REQUIRED, "output folder")
+    train: int = opt(240, "training utterances (default: 240)", ge=1)
+    test: int = opt(40, "test utterances, sentences not in training (default: 40)", ge=1)
+    seed: int = opt(0, "(default: 0)", ge=0)
+
+
+@dataclass(kw_only=True)
+class FixArgs:
+    data: str = positional("a Kaldi data directory (rewritten in place)")
+
+
+@dataclass(kw_only=True)
+class TranscribeArgs:
+    model: str = positional(MODEL)
+    beam: int = opt(1, BEAM, ge=1)
+    threads: int | None = opt(None, THREADS, ge=1)
+    backend: Backend = opt("auto", BACKEND)
+    allow_pipes: bool = opt(False, ALLOW_PIPES)
+    inputs: list[str] = positional("wav/flac files, folders, a wav.scp, or a data directory")
+
+
+@dataclass(kw_only=True)
+class EvaluateArgs:
+    model: str = positional(MODEL)
+    beam: int = opt(1, BEAM, ge=1)
+    threads: int | None = opt(None, THREADS, ge=1)
+    backend: Backend = opt("auto", BACKEND)
+    allow_pipes: bool = opt(False, ALLOW_PIPES)
+    data: str = opt(REQUIRED, "a Kaldi data directory with reference text")
+    worst: int = opt(5, "how many of the worst utterances to list (default: 5)", ge=0)
+    out: str | None = opt(None, "write every utterance's reference, hypothesis and CER to this TSV file")
+
+
+@dataclass(kw_only=True)
+class ExportArgs:
+    model: str = positional("a run directory or checkpoint")
+    format: Literal["onnx"] = opt("onnx", "(default: onnx)")
+    out: str | None = opt(None, "output file (default: RUN/model.onnx; tokens.txt goes beside it)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from dlbox.config import opt
+from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
 from dlbox.errors import UserError
 
@@ -30,3 +30,27 @@ class CaffeTrainConfig(EngineConfig):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+
+
+# The other commands' arguments (`dlbox caffe import|convert-imageset`), declared for dlbox.cliutil.Command.
+@dataclass(kw_only=True)
+class ImportArgs:
+    prototxt: str = positional("the net definition (protobuf text format)")
+    weights: str | None = positional("the .caffemodel (default: the prototxt's fillers)", default=None, nargs="?")
+    out: str = opt(REQUIRED, "model.pt (read back with dlbox.hub.convert.caffe.load_pt) or model.onnx")
+    input_shape: list[str] | None = opt(None, "shape of an input blob (needed for Data layers; overrides Input layers); "
+                                              "repeatable", action="append", metavar="NAME=N,C,H,W")  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class ConvertImagesetArgs:
+    source: str = positional("a folder of class subfolders (or of the files --list names), or digits:train / digits:test")
+    out: str = positional("the LMDB folder to create (must not exist)")
+    list: str | None = opt(None, "Caffe's list file: lines `relative/path.jpg LABEL` under SOURCE")
+    gray: bool = opt(False, "store images as one gray channel")
+    resize_height: int = opt(0, "resize every image to this height (with --resize-width)", ge=0)
+    resize_width: int = opt(0, "resize every image to this width (with --resize-height)", ge=0)
+    shuffle: bool = opt(False, "shuffle the images before writing (seeded by --seed)")
+    seed: int = opt(0, "seed of --shuffle", ge=0)
+    encoded: bool = opt(False, "store the image files (JPEG/PNG) rather than pixels")
+    encode_type: str = opt("", "with --encoded: re-encode as png or jpg")

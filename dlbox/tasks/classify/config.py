@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlbox.config import opt
+from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
 from dlbox.errors import UserError
 
@@ -48,3 +48,46 @@ class ClassifyConfig(EngineConfig):
             raise UserError("--data is required", "pass class folders or a built dataset, e.g. --data data/digits")
         if self.unfreeze_after is not None and not self.freeze_backbone:
             raise UserError("--unfreeze-after needs --freeze-backbone")
+
+
+# The other commands' arguments (`dlbox classify models|evaluate|predict|export`), declared for
+# dlbox.cliutil.Command.
+@dataclass(kw_only=True)
+class ModelsArgs:
+    source: Literal["torchvision", "timm"] = opt("torchvision", "whose models (default: torchvision); timm's are used "
+                                                                "as --model timm:NAME")  # fmt: skip
+    filter: str | None = opt(None, "timm: a glob on the names, e.g. 'resnet*' (parameters are counted then)")
+    results: str | None = opt(None, "timm: its published results CSV (results-imagenet.csv) for top-1/top-5")
+
+
+@dataclass(kw_only=True)
+class EvaluateArgs:
+    source: str = positional("a run directory (uses best.pt), a checkpoint, an .onnx file, or weights with --model")
+    data: str = opt(REQUIRED, "class folders or a built dataset")
+    split: Literal["val", "train", "all"] = opt("val", "which images (default: val)")
+    out: str | None = opt(None, "where the confusion matrix and misclassified.csv go (default: RUN/eval-SPLIT)")
+    model: str | None = opt(None, "the architecture, for plain weights files")
+
+
+@dataclass(kw_only=True)
+class PredictArgs:
+    source: str = positional("a run directory, a checkpoint, an .onnx export, or weights/hub:NAME with --model")
+    inputs: list[str] = positional("image files, folders or quoted globs", nargs="*", default=[])
+    weights: str | None = opt(None, "weights to predict with (a TF checkpoint, hub:NAME, a file); then SOURCE is an "
+                                    "image too: `predict --weights model.ckpt photo.jpg`", metavar="W")  # fmt: skip
+    topk: int = opt(5, "how many labels per image (default: 5)", ge=1)
+    csv: bool = opt(False, "print CSV (file, rank, label, prob)")
+    model: str | None = opt(None, "the architecture, for plain weights (ImageNet names for 1000 classes)")
+    fast: bool = opt(False, "run the inference path `dlbox bench --auto --model NAME` saved for this model on this CPU")
+
+    def validate(self) -> None:
+        if not self.weights and not self.inputs:  # with --weights, SOURCE is an image
+            raise UserError("no images given", "dlbox classify predict SOURCE IMAGE... (or --weights W IMAGE...)")
+
+
+@dataclass(kw_only=True)
+class ExportArgs:
+    source: str = positional("a run directory or checkpoint")
+    format: Literal["onnx", "torchscript"] = opt("onnx", "(default: onnx)")
+    out: str | None = opt(None, "output file (default: RUN/model.onnx or RUN/model.torchscript.pt)")
+    dynamic_batch: bool = opt(False, "any batch size (default: batch 1)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlbox.config import opt
+from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
 from dlbox.errors import UserError, close_matches
 
@@ -62,3 +62,44 @@ class DetectConfig(EngineConfig):
     @property
     def size(self) -> int:
         return self.img_size or default_size(self.model)
+
+
+# The other commands' arguments (`dlbox detect evaluate|predict|export|bench`), declared for dlbox.cliutil.Command.
+THREADS = "intra-op threads (default: all cores)"
+
+
+@dataclass(kw_only=True)
+class EvaluateArgs:
+    source: str = positional("a run directory (uses best.pt), a checkpoint, or an .onnx export")
+    data: str = opt(REQUIRED, "a COCO directory (or one annotations json)")
+    split: str = opt("val", "which annotations: val, test, train (default: val)")
+    batch_size: int = opt(8, "images per forward pass (default: 8)", ge=1)
+    threads: int | None = opt(None, THREADS, ge=1)
+
+
+@dataclass(kw_only=True)
+class PredictArgs:
+    source: str = positional("a run directory, a checkpoint, or an .onnx export")
+    inputs: list[str] = positional("image files, folders or quoted globs")
+    conf: float = opt(0.5, "minimum score (default: 0.5)", ge=0, le=1)
+    save_images: str | None = opt(None, "write each image with its boxes drawn and labelled (PNG)", metavar="DIR")
+    threads: int | None = opt(None, THREADS, ge=1)
+
+
+@dataclass(kw_only=True)
+class ExportArgs:
+    source: str = positional("a run directory or checkpoint")
+    format: Literal["onnx"] = opt("onnx", "(default: onnx)")
+    out: str | None = opt(None, "output file (default: RUN/model.onnx)")
+    img_size: int | None = opt(None, "input size of the graph (default: the training size)", ge=32)
+    check_images: list[str] | None = opt(None, "images for the parity check (default: generated scenes)", metavar="IMAGE")
+
+
+@dataclass(kw_only=True)
+class BenchArgs:
+    source: str = positional("a run directory, a checkpoint, or an .onnx export")
+    img_size: int = opt(320, "input size (default: 320)", ge=32)
+    runtime: Literal["onnx", "torch"] = opt("onnx", "(default: onnx)")
+    runs: int = opt(100, "timed runs (default: 100)", ge=1)
+    warmup: int = opt(10, "untimed runs first (default: 10)", ge=0)
+    threads: int | None = opt(None, "intra-op threads (default: physical cores)", ge=1)

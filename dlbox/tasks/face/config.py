@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlbox.config import opt
+from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
 from dlbox.errors import UserError
 
@@ -52,3 +52,90 @@ class FaceTrainConfig(EngineConfig):
             raise UserError(f"--img-size must be at least 32, got {self.img_size}")
         if self.fine_tune and self.weights in ("", "none"):
             raise UserError("--fine-tune needs --weights", "e.g. --weights hub:facenet-vggface2 --fine-tune")
+
+
+# The other commands' arguments (`dlbox face detect|embed|compare|enroll|identify|evaluate|export`), declared for
+# dlbox.cliutil.Command. Written out per command, not inherited, so that --help lists them in this order.
+Align = Literal["arcface112", "facenet160", "box160"]
+INPUTS = "image files, folders or quoted globs"
+WEIGHTS = "a face run directory, a checkpoint, an .onnx export, weights PATH or hub:NAME (e.g. hub:facenet-vggface2)"
+MODEL = "architecture of plain weights: inception_resnet_v1 (default), mobileface, tinyface"
+ALIGNED = "the images are face crops already: no detection"
+ALIGN = "alignment (default: box160 for FaceNet weights, else arcface112)"
+FLIP = "average each embedding with that of the mirrored face"
+THRESHOLD = "distance threshold (default: the one stored with the model)"
+
+
+@dataclass(kw_only=True)
+class DetectArgs:
+    inputs: list[str] = positional(INPUTS)
+    save_crops: str | None = opt(None, "write an aligned crop of every face here", metavar="DIR")
+    align: Align | None = opt(None, "crop template (default: arcface112)")
+    min_face_size: int = opt(20, "smallest face searched, in pixels (default: 20)", ge=12)
+
+
+@dataclass(kw_only=True)
+class EmbedArgs:
+    inputs: list[str] = positional(INPUTS)
+    out: str = opt(REQUIRED, "the .npz file (files, embeddings, source)")
+    source: str = opt(REQUIRED, WEIGHTS, flag="--weights")
+    model: str | None = opt(None, MODEL)
+    aligned: bool = opt(False, ALIGNED)
+    align: Align | None = opt(None, ALIGN)
+    flip: bool = opt(False, FLIP)
+
+
+@dataclass(kw_only=True)
+class CompareArgs:
+    inputs: list[str] = positional("two or more images")
+    heatmap: str | None = opt(None, "write the distance matrix as a heat map with the face crops", metavar="PNG")
+    source: str = opt(REQUIRED, WEIGHTS, flag="--weights")
+    model: str | None = opt(None, MODEL)
+    aligned: bool = opt(False, ALIGNED)
+    align: Align | None = opt(None, ALIGN)
+    flip: bool = opt(False, FLIP)
+    threshold: float | None = opt(None, THRESHOLD, gt=0)
+
+
+@dataclass(kw_only=True)
+class EnrollArgs:
+    gallery: str = positional("GALLERY_DIR/<person>/<photo>")
+    out: str = opt(REQUIRED, "the gallery file (.npz)")
+    source: str = opt(REQUIRED, WEIGHTS, flag="--weights")
+    model: str | None = opt(None, MODEL)
+    aligned: bool = opt(False, ALIGNED)
+    align: Align | None = opt(None, ALIGN)
+    flip: bool = opt(False, FLIP)
+
+
+@dataclass(kw_only=True)
+class IdentifyArgs:
+    gallery: str = positional("a gallery from `dlbox face enroll`")
+    inputs: list[str] = positional(INPUTS)
+    source: str | None = opt(None, WEIGHTS + " (default: the one the gallery was enrolled with)", flag="--weights")
+    model: str | None = opt(None, MODEL)  # accepted for symmetry with the other commands; the gallery names its model
+    aligned: bool = opt(False, ALIGNED)
+    threshold: float | None = opt(None, THRESHOLD, gt=0)
+
+
+@dataclass(kw_only=True)
+class EvaluateArgs:
+    source: str = opt(REQUIRED, WEIGHTS, flag="--weights")
+    model: str | None = opt(None, MODEL)
+    pairs: str | None = opt(None, "LFW-style pairs.txt")
+    images: str | None = opt(None, "folder of the pairs' images, ROOT/name/name_NNNN.jpg (default: PAIRS_DIR/lfw)")
+    data: str | None = opt(None, "identity folders to draw balanced, seeded pairs from (instead of --pairs)")
+    num_pairs: int = opt(6000, "pairs to draw with --data (default: 6000, as LFW)", ge=2)
+    seed: int = opt(0, "seed of the pairs drawn with --data (default: 0)", ge=0)
+    out: str | None = opt(None, "where metrics.json and roc.png go (default: RUN/eval)")
+    aligned: bool = opt(False, ALIGNED)
+    align: Align | None = opt(None, ALIGN)
+    flip: bool = opt(False, FLIP)
+
+
+@dataclass(kw_only=True)
+class ExportArgs:
+    source: str = positional("a face run directory, a checkpoint, weights PATH or hub:NAME")
+    model: str | None = opt(None, "architecture of plain weights (default: inception_resnet_v1)")
+    out: str | None = opt(None, "output file (default: RUN/model.onnx)")
+    static_batch: bool = opt(False, "batch 1 only (default: any batch size)")
