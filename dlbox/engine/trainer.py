@@ -335,7 +335,7 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
             sums: dict[str, Any] = dict(partial) if epoch == start_epoch else {}
             t_epoch, n_epoch = time.perf_counter(), 0
             pbar = bar(len(train_loader), f"epoch {epoch + 1}/{cfg.epochs}", enabled=ctx.is_main, unit="batch")
-            reached, last_step = False, True  # as they stand when the epoch has no batches left to run
+            reached = False  # an epoch with no batches left to run (resumed at its end) is a whole one
             for i, batch in enumerate(train_loader, start=start_batch if epoch == start_epoch else 0):
                 batch = to_device(batch, ctx.device, cfg.channels_last)
                 with autocast(ctx.device, cfg.precision):
@@ -412,7 +412,7 @@ def _fit(task: Task, cfg: EngineConfig, ctx: DistContext, extra_state: dict[str,
                 logger.log(record)
                 shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
                 log(f"epoch {epoch + 1}/{cfg.epochs}  {shown}")
-            if not whole_epoch or reached:
+            if reached:
                 break
 
     seconds = time.perf_counter() - t_start
