@@ -116,6 +116,7 @@ def test_eval_every_validates_between_epoch_ends(reference):
     assert [r["step"] for r in evals] == [5, 10, 15, 20, 25, 30, 35]  # 12, 24 and 36 are epochs' ends
     assert all(0 <= r["val/accuracy"] <= 1 for r in evals)
     epochs = read_jsonl(f"{ref.run_dir}/metrics.jsonl")
+    # Final accuracy on seeds 0-4 (30 samples): bucketed 0.80-0.97, plain 0.87-0.97; the bar is below both.
     assert [r["step"] for r in epochs] == [12, 24, 36] and epochs[-1]["val/accuracy"] > 0.7
 
 
