@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,12 +23,11 @@ from typing import Any
 
 from dlbox.data.folders import scan_class_folders
 from dlbox.data.images import stratified_split
-from dlbox.engine.fileio import atomic_write, atomic_write_text
-from dlbox.engine.progress import bar
-from dlbox.errors import UserError
+from dlbox.data.manifest import FORMAT_VERSION, SHARD_NAME
+from dlbox.base.fileio import atomic_write, atomic_write_text
+from dlbox.base.progress import bar
+from dlbox.base.errors import UserError
 
-FORMAT_VERSION = 1
-SHARD_NAME = re.compile(r"(train|val)-\d{6}\.tar")
 
 
 def sha1_file(path: str) -> str:

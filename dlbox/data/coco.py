@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from dlbox.engine.fileio import atomic_write_text
-from dlbox.errors import UserError, close_matches
+from dlbox.base.errors import UserError, close_matches, not_found
+from dlbox.base.fileio import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 # COCO's area ranges (pixels^2): small < 32^2 <= medium < 96^2 <= large.
@@ -35,24 +35,46 @@ def load(path: str | Path) -> dict[str, Any]:
     """Read a COCO json; structural problems (not a mapping, no images/categories lists) are user errors."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"COCO file {str(p)!r} does not exist", "pass an annotations json or a COCO directory")
+        raise UserError(f"COCO file {str(p)!r} {not_found(p)}", "pass an annotations json or a COCO directory")
     try:
         data = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{str(p)!r} is not valid JSON ({e})", "check the file was written completely") from None
     if not isinstance(data, dict):
-        raise UserError(f"{str(p)!r} is not a COCO json (expected an object with images/annotations/categories)")
+        raise UserError(f"{str(p)!r} is not a COCO json (expected an object with images/annotations/categories)", "pass an annotations json (e.g. annotations/instances_val2017.json)")
     for key in ("images", "categories"):
         if not isinstance(data.get(key), list):
             raise UserError(f"{str(p)!r} has no {key!r} list", "a COCO json needs images, annotations and categories")
     if not isinstance(data.get("annotations", []), list):
-        raise UserError(f"{str(p)!r}: 'annotations' must be a list")
+        raise UserError(f"{str(p)!r}: 'annotations' must be a list", "a COCO json holds images, annotations and categories lists")
     data.setdefault("annotations", [])
+    _check_structure(p, data)
     return data
 
 
+def _check_structure(p: Path, data: dict[str, Any]) -> None:
+    """Every entry an object with integer ids (a string id, a missing name: one line naming the entry)."""
+    need = {"images": ("id", "file_name"), "categories": ("id", "name"), "annotations": ("image_id", "category_id")}
+    for key, fields in need.items():
+        for n, entry in enumerate(data[key]):
+            if not isinstance(entry, dict):
+                raise UserError(f"{str(p)!r}: {key}[{n}] is not an object", "fix the json")
+            for f in fields:
+                v = entry.get(f)
+                ok = isinstance(v, str) if f in ("file_name", "name") else isinstance(v, int) and not isinstance(v, bool)
+                if not ok:
+                    raise UserError(f"{str(p)!r}: {key}[{n}] has {f} {v!r}",
+                                    f"each of {key} needs {' and '.join(fields)} ({'text' if f in ('file_name', 'name') else 'an integer'})")  # fmt: skip
+
+
 def save(data: dict[str, Any], path: str | Path) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    """Write the json atomically; NaN or infinity (not JSON, and not a box) is refused, never written."""
+    try:
+        text = json.dumps(data, indent=1, allow_nan=False)
+    except ValueError:
+        raise UserError(f"refusing to write {str(path)!r}: a value is NaN or infinite",
+                        "check the source's coordinates; `dlbox data coco check` finds such boxes") from None  # fmt: skip
+    atomic_write_text(path, text + "\n")
 
 
 def root_of(json_path: str | Path) -> Path:
@@ -204,8 +226,9 @@ def _read_size(path: Path) -> tuple[int, int] | None:
 
     try:
         with Image.open(path) as im:
-            im.verify()  # reads the whole file structure: truncated files fail here
+            im.verify()  # the file structure (PNG chunks and CRCs)
         with Image.open(path) as im:
+            im.load()  # decode every pixel: verify() passes a JPEG cut short, training would then fail on it
             return im.size
     except Exception:
         return None
@@ -365,15 +388,16 @@ def render_check(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def validate_for_training(data: dict[str, Any], name: str) -> None:
-    """Refuse data a detector cannot use, with the first problem named (training does not fix silently)."""
+def validate_for_training(data: dict[str, Any], name: str, need_boxes: bool = True) -> None:
+    """Refuse data a detector cannot use, with the first problem named (training, evaluation and exports do
+    not fix silently): the same checks as ``dlbox data coco check``."""
     report, _ = check(data, None, fix=False)
-    if "no_annotations" in report["issues"]:
+    if need_boxes and "no_annotations" in report["issues"]:
         raise UserError(f"{name} has an empty annotation list", "label some boxes first; `dlbox data coco stats` shows counts")
     if not data["categories"]:
         raise UserError(f"{name} has no categories")
     serious = [k for k in ("duplicate_category_id", "duplicate_image_id", "unknown_category", "unknown_image",
-                           "negative_size", "bad_bbox") if k in report["issues"]]  # fmt: skip
+                           "negative_size", "bad_bbox", "zero_area") if k in report["issues"]]  # fmt: skip
     if serious:
         k = serious[0]
         raise UserError(
@@ -388,14 +412,35 @@ def restrict(data: dict[str, Any], image_ids: set[int]) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k not in ("images", "annotations")}
     out["images"] = [im for im in data["images"] if int(im["id"]) in image_ids]
     out["annotations"] = [a for a in data["annotations"] if int(a["image_id"]) in image_ids]
+    if isinstance(data.get("points"), list):  # Labelbox points (dlbox.data.labelbox) follow their images
+        out["points"] = [p for p in data["points"] if int(p.get("image_id", -1)) in image_ids]
     return copy.deepcopy(out)
 
 
-def split(data: dict[str, Any], train: float = 0.8, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Seeded split by image (all boxes of an image stay together); fractions are normalised to sum 1."""
+def check_fractions(train: float, val: float, test: float) -> None:
+    """Split fractions: each >= 0, summing to more than 0 and at most 1 (a sum past 1 is a typo, not rescaled)."""
     fracs = {"train": train, "val": val, "test": test}
-    if any(f < 0 for f in fracs.values()) or sum(fracs.values()) <= 0:
-        raise UserError(f"split fractions must be >= 0 and sum to more than 0, got {fracs}")
+    if any(not math.isfinite(f) or f < 0 for f in fracs.values()) or sum(fracs.values()) <= 0:
+        raise UserError(f"split fractions must be >= 0 and sum to more than 0, got {fracs}", "e.g. --train 0.8 --val 0.1 --test 0.1")
+    if sum(fracs.values()) > 1 + 1e-9:
+        raise UserError(f"--train {train:g} + --val {val:g} + --test {test:g} = {sum(fracs.values()):g}, more than 1",
+                        "give fractions that sum to 1 (or less: they are then scaled up), e.g. --train 0.8 --val 0.1 --test 0.1")  # fmt: skip
+
+
+def class_list(text: str | list[str]) -> list[str]:
+    """``--classes person,cat,dog`` -> names in order, each once; an empty list is refused."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
+    names = list(dict.fromkeys(n for n in names if n))  # duplicates would make two categories with one name
+    if not names:
+        raise UserError(f"--classes {text!r} names no class", "give comma-separated category names, e.g. --classes person,cat")
+    return names
+
+
+def split(data: dict[str, Any], train: float = 0.8, val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Seeded split by image (all boxes of an image stay together); fractions that sum to less than 1 are
+    scaled up to sum 1, a sum past 1 is refused."""
+    fracs = {"train": train, "val": val, "test": test}
+    check_fractions(train, val, test)
     total = sum(fracs.values())
     ids = np.array(sorted(int(im["id"]) for im in data["images"]))
     rng = np.random.default_rng(seed)
@@ -424,6 +469,7 @@ def split_to_dir(src: str | Path, out: str | Path, train: float, val: float, tes
 def subset(data: dict[str, Any], classes: list[str], keep_empty: bool = False) -> dict[str, Any]:
     """Images holding any of ``classes`` (with only those boxes), category ids remapped to 1..K in the given
     order. ``keep_empty`` also keeps the other images as negatives (no boxes)."""
+    classes = class_list(classes)
     by_name = {str(c["name"]): int(c["id"]) for c in data["categories"]}
     missing = [c for c in classes if c not in by_name]
     if missing:
@@ -437,6 +483,8 @@ def subset(data: dict[str, Any], classes: list[str], keep_empty: bool = False) -
     out["categories"] = [dict(copy.deepcopy(old[by_name[c]]), id=remap[by_name[c]]) for c in classes]
     out["images"] = [copy.deepcopy(im) for im in data["images"] if int(im["id"]) in keep]
     out["annotations"] = [a for a in anns if int(a["image_id"]) in keep]
+    if isinstance(data.get("points"), list):
+        out["points"] = [copy.deepcopy(p) for p in data["points"] if int(p.get("image_id", -1)) in keep]
     return out
 
 

@@ -7,7 +7,7 @@ from dlbox.data import config
 
 
 def subset(c: config.CocoSubsetArgs) -> dict:
-    classes = [name.strip() for name in c.classes.split(",") if name.strip()]
+    classes = lazy("dlbox.data.coco:class_list")(c.classes)
     return lazy("dlbox.data.coco:subset_to_dir")(c.source, classes, c.out, keep_empty=c.keep_empty, copy_images=c.copy_images)
 
 
@@ -15,7 +15,7 @@ def render_convert(r) -> str:
     text = f"wrote {r['file']}: {r['images']} images, {r['annotations']} boxes, classes {', '.join(r['classes'])}"
     if r["skipped"]:
         text += "\nskipped: " + ", ".join(f"{n} x {k}" for k, n in r["skipped"].items())
-    return text
+    return text + lazy("dlbox.data.labelbox:render_extra")(r) if "counts" in r else text
 
 
 COMMANDS = [
@@ -38,12 +38,18 @@ COMMANDS = [
             lambda c: lazy("dlbox.data.coco:check_file")(c.source, fix=c.fix, out=c.out, images=c.images,
                                                          check_files=not c.no_files),
             lazy("dlbox.data.coco:render_check"), exit_code=lambda r: 0 if r["ok"] else 1),
-    Command("convert", "Pascal VOC XML, YOLO txt, Labelbox JSON or CSV -> COCO json",
-            "dlbox data coco convert --from voc VOCdevkit/VOC2012 --to coco --out data/voc",
+    Command("convert", "Pascal VOC XML, YOLO txt, Labelbox JSON (--fetch: images by URL) or CSV -> COCO json",
+            "dlbox data coco convert --from labelbox export.ndjson --fetch --out data/mine",
             config.CocoConvertArgs,
             lambda c: lazy("dlbox.data.convert:convert")(c.from_format, c.source, c.out, images=c.images, names=c.names,
-                                                         name=c.name, copy_images=c.copy_images, skip_invalid=c.skip_invalid),
-            render_convert),
+                                                         name=c.name, copy_images=c.copy_images, skip_invalid=c.skip_invalid,
+                                                         fetch=c.fetch, drop_unlabeled=c.drop_unlabeled, workers=c.workers),
+            render_convert, exit_code=lambda r: 0 if r.get("check", {}).get("ok", True) and r.get("fetch", {}).get("ok", True)
+            else 1,
+            description="Labelbox exports: boxes, polygons and masks (RLE or PNG URL) become COCO boxes (a polygon or\n"
+            "mask also its segmentation, with its tight box); points go to the json's 'points' list. --fetch\n"
+            "downloads each row's image first (resumable; failures listed, the rest converted) and checks the\n"
+            "result: from a real export to a checked COCO dataset in one command."),
     Command("export-yolo", "COCO -> YOLO txt labels + classes.txt (+ images)",
             "dlbox data coco export-yolo data/shapes-det --out data/shapes-yolo",
             config.CocoExportYoloArgs,

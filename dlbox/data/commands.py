@@ -1,4 +1,4 @@
-"""`dlbox data build|sample` (and `dlbox data coco ...` from the detection toolchain)."""
+"""`dlbox data build|fetch-images|sample` (and `dlbox data coco ...` from the detection toolchain)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,20 @@ COMMANDS = [
             "DIR/dataset.json and, with --shards, DIR/shards/{train,val}-NNNNNN.tar (WebDataset).\n"
             "Every file is verified: unreadable and non-image files are listed and skipped with a count;\n"
             "val files that are byte-for-byte copies of train files are reported."),
+    Command("fetch-images", "download images named by URL (CSV of URLs, Labelbox export, COCO coco_url) into OUT/images",
+            "dlbox data fetch-images image_urls.csv --out data/mine --workers 16",
+            config.FetchImagesArgs,
+            lambda c: lazy("dlbox.data.fetch_images:fetch_images")(c.source, c.out, fmt=c.from_format, column=c.column,
+                                                                   workers=c.workers, retries=c.retries,
+                                                                   max_mb=c.max_size),
+            lazy("dlbox.data.fetch_images:render"), exit_code=lambda r: 0 if r["ok"] else 1,
+            description="Through the hub's downloader: parallel, resumable (a rerun fetches only what is missing),\n"
+            "retried with back-off, mirrors (DLBOX_MIRROR: <base>/images/<host>/<path>) and s3:// honoured,\n"
+            "offline-aware (DLBOX_OFFLINE=1 lists what is missing). Each file is checked: HTTP errors, pages that\n"
+            "are not images, truncated images and files over --max-size are listed; the rest are kept.\n"
+            "Images with the same content are kept once. A COCO json is written to OUT/annotations/ with\n"
+            "each fetched image's file_name. Only http, https, s3 and file URLs are fetched; redirects are\n"
+            "followed only to http(s). Exit 1 when something failed."),
     Command("sample", "write embedded sample data (offline): digits, shapes, shapes-det",
             "dlbox data sample shapes --out data/shapes --n-per-class 100",
             config.SampleArgs, call("dlbox.data.samples:write_sample"), render_sample),

@@ -15,85 +15,19 @@ and counted in the result's ``skipped``.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
-from collections import Counter
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from PIL import Image
-
+from dlbox.base.errors import UserError, not_found
+from dlbox.base.fileio import atomic_write_text
 from dlbox.data import coco
+from dlbox.data.builder import Builder, _image_size  # noqa: F401  (Builder: part of this module's API)
 from dlbox.data.folders import IMAGE_EXTENSIONS
-from dlbox.engine.fileio import atomic_write_text
-from dlbox.errors import UserError
+from dlbox.data.urlfetch import STATE, fetch_urls
 
 FORMATS = ("voc", "yolo", "labelbox", "csv")
-
-
-class Builder:
-    """Collects images, categories and boxes into one COCO dict; counts what was skipped."""
-
-    def __init__(self, classes: list[str] | None = None, skip_invalid: bool = False):
-        self.images: list[dict[str, Any]] = []
-        self.annotations: list[dict[str, Any]] = []
-        self.cat_ids: dict[str, int] = {}
-        self.skip_invalid = skip_invalid
-        self.skipped: Counter[str] = Counter()
-        self.fixed_class_list = False
-        for c in classes or []:
-            self.category(c)
-        self.fixed_class_list = classes is not None
-        self._image_ids: dict[str, int] = {}
-
-    def category(self, name: str, where: str = "") -> int | None:
-        if name not in self.cat_ids:
-            if self.fixed_class_list:
-                return self.invalid(f"{where}: class {name!r} is not in the class list", "unknown class")
-            self.cat_ids[name] = len(self.cat_ids) + 1
-        return self.cat_ids[name]
-
-    def image(self, file_name: str, width: int, height: int) -> int:
-        if file_name in self._image_ids:
-            return self._image_ids[file_name]
-        iid = len(self.images) + 1
-        self.images.append({"id": iid, "file_name": file_name, "width": int(width), "height": int(height)})
-        self._image_ids[file_name] = iid
-        return iid
-
-    def invalid(self, message: str, kind: str) -> None:
-        if not self.skip_invalid:
-            raise UserError(message, "fix the source, or add --skip-invalid to drop such boxes (they are counted)")
-        self.skipped[kind] += 1
-        return None
-
-    def box(self, image_id: int, label: str, x1: float, y1: float, x2: float, y2: float, where: str, **extra) -> None:
-        if x2 < x1 or y2 < y1:
-            return self.invalid(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has x2 < x1 or y2 < y1", "x2 < x1 or y2 < y1")
-        if x2 == x1 or y2 == y1:
-            return self.invalid(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has zero area", "zero area")
-        cid = self.category(label, where)
-        if cid is None:
-            return None
-        w, h = x2 - x1, y2 - y1
-        self.annotations.append({"id": len(self.annotations) + 1, "image_id": image_id, "category_id": cid,
-                                 "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0, **extra})  # fmt: skip
-
-    def result(self) -> dict[str, Any]:
-        cats = [{"id": i, "name": n} for n, i in sorted(self.cat_ids.items(), key=lambda kv: kv[1])]
-        return {"info": {"description": "converted by dlbox"}, "licenses": [], "images": self.images,
-                "annotations": self.annotations, "categories": cats}  # fmt: skip
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise UserError(f"image file {str(path)!r} is missing", "pass the image folder with --images") from None
-    except OSError as e:
-        raise UserError(f"cannot read image {str(path)!r}: {e}") from None
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
@@ -104,7 +38,7 @@ def _images_in(folder: Path) -> dict[str, Path]:
 def _read_names(path: Path) -> list[str]:
     """One class name per line (classes.txt, obj.names), or a YOLO data.yaml with ``names``."""
     if not path.is_file():
-        raise UserError(f"class names file {str(path)!r} does not exist", "pass it with --names (one class per line)")
+        raise UserError(f"class names file {str(path)!r} {not_found(path)}", "pass it with --names (one class per line)")
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
@@ -112,7 +46,7 @@ def _read_names(path: Path) -> list[str]:
         if isinstance(names, dict):
             names = [names[k] for k in sorted(names)]
         if not isinstance(names, list):
-            raise UserError(f"{str(path)!r} has no 'names' list")
+            raise UserError(f"{str(path)!r} has no 'names' list", "data.yaml needs 'names: [class1, class2, ...]'")
         return [str(n) for n in names]
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
 
@@ -133,7 +67,7 @@ def from_voc(src: str | Path, images: str | Path | None = None, classes: list[st
         try:
             root = ElementTree.parse(f).getroot()
         except ElementTree.ParseError as e:
-            raise UserError(f"{str(f)!r} is not valid XML ({e})") from None
+            raise UserError(f"{str(f)!r} is not valid XML ({e})", "check that the annotation was written completely") from None
         name = (root.findtext("filename") or f.stem).strip()
         if not (img_dir / name).is_file():
             found = _images_in(img_dir).get(Path(name).stem)
@@ -219,6 +153,7 @@ def to_yolo(src: str | Path, out: str | Path, copy_images: bool = True) -> dict[
     written, boxes, names = 0, 0, None
     for split_name, f in files.items():
         data = coco.load(f)
+        coco.validate_for_training(data, str(f), need_boxes=False)  # unknown category, string coordinate, w < 0: refused
         root = coco.root_of(f)
         classes = coco.class_names(data)
         if names is not None and classes != names:
@@ -234,6 +169,10 @@ def to_yolo(src: str | Path, out: str | Path, copy_images: bool = True) -> dict[
                 if a.get("iscrowd", 0):
                     continue
                 x, y, w, h = (float(v) for v in a["bbox"])
+                x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H)  # YOLO's 0..1
+                if x2 <= x1 or y2 <= y1:
+                    continue  # outside the image: no size to write
+                x, y, w, h = x1, y1, x2 - x1, y2 - y1
                 lines.append(f"{index[int(a['category_id'])]} {(x + w / 2) / W:.8f} {(y + h / 2) / H:.8f} {w / W:.8f} {h / H:.8f}")
             stem = Path(im["file_name"]).stem
             atomic_write_text(sub / "labels" / f"{stem}.txt", "".join(ln + "\n" for ln in lines))
@@ -250,67 +189,15 @@ def to_yolo(src: str | Path, out: str | Path, copy_images: bool = True) -> dict[
 
 
 # --- Labelbox ----------------------------------------------------------------------------------------------
-def _labelbox_rows(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text()
-    try:
-        data = json.loads(text)
-        return data if isinstance(data, list) else [data]
-    except json.JSONDecodeError:
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):  # NDJSON export: one data row per line
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path.name} line {n} is not valid JSON ({e})") from None
-        return rows
+def from_labelbox(src: str | Path, images: str | Path | None = None, skip_invalid: bool = False,
+                  drop_unlabeled: bool = False, files: dict[str, str] | None = None,
+                  masks_dir: str | Path | None = None, workers: int = 8) -> tuple[dict[str, Any], Path]:  # fmt: skip
+    """A Labelbox export (JSON list, v1, or NDJSON, v2) with boxes, polygons, masks and points; images in
+    ``images`` (default: the export's folder), matched by external id (the file name), or by URL through
+    ``files`` / an earlier fetch's index. See :mod:`dlbox.data.labelbox`."""
+    from dlbox.data import labelbox
 
-
-def _labelbox_objects(row: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """(label, {top, left, height, width}) from a v1 JSON row or a v2 NDJSON row."""
-    out = []
-    label = row.get("Label")
-    if isinstance(label, dict):  # v1: "Label": {"objects": [{"title"|"value", "bbox"}]}
-        for o in label.get("objects", []):
-            if "bbox" in o:
-                out.append((str(o.get("title") or o.get("value")), o["bbox"]))
-    for project in (row.get("projects") or {}).values():  # v2: projects -> labels -> annotations -> objects
-        for lab in project.get("labels", []):
-            for o in lab.get("annotations", {}).get("objects", []):
-                if "bounding_box" in o:
-                    out.append((str(o.get("name") or o.get("value")), o["bounding_box"]))
-    return out
-
-
-def from_labelbox(src: str | Path, images: str | Path | None = None, skip_invalid: bool = False) -> tuple[dict[str, Any], Path]:
-    """A Labelbox-style export (JSON list, v1, or NDJSON, v2) with bounding boxes; images in ``images``
-    (default: the export's folder), matched by external id (the file name)."""
-    path = Path(src)
-    if not path.is_file():
-        raise UserError(f"Labelbox export {str(path)!r} does not exist")
-    img_dir = Path(images) if images else path.parent
-    b = Builder(None, skip_invalid)
-    for n, row in enumerate(_labelbox_rows(path), start=1):
-        dr = row.get("data_row") or {}
-        name = row.get("External ID") or dr.get("external_id") or row.get("external_id")
-        if not name:
-            raise UserError(f"{path.name} row {n} has no external id (the image file name)")
-        media = row.get("media_attributes") or {}
-        if media.get("width") and media.get("height"):
-            w, h = int(media["width"]), int(media["height"])
-        else:
-            w, h = _image_size(img_dir / name)
-        iid = b.image(str(name), w, h)
-        for k, (label, bb) in enumerate(_labelbox_objects(row)):
-            where = f"{path.name} row {n} object {k + 1} ({label})"
-            try:
-                x1, y1 = float(bb["left"]), float(bb["top"])
-                x2, y2 = x1 + float(bb["width"]), y1 + float(bb["height"])
-            except (KeyError, TypeError, ValueError):
-                b.invalid(f"{where}: bbox needs numeric top, left, height, width", "bad bbox")
-                continue
-            b.box(iid, label, x1, y1, x2, y2, where)
-    return b.result() | {"skipped": dict(b.skipped)}, img_dir
+    return labelbox.to_coco(src, images, skip_invalid, drop_unlabeled, files, masks_dir, workers)
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------
@@ -319,7 +206,7 @@ def from_csv(src: str | Path, images: str | Path | None = None, skip_invalid: bo
     without boxes. Images in ``images`` (default: the CSV's folder)."""
     path = Path(src)
     if not path.is_file():
-        raise UserError(f"CSV file {str(path)!r} does not exist")
+        raise UserError(f"CSV file {str(path)!r} {not_found(path)}", "pass the CSV file (file,x1,y1,x2,y2,label rows)")
     img_dir = Path(images) if images else path.parent
     b = Builder(None, skip_invalid)
     with open(path, newline="") as fh:
@@ -330,7 +217,7 @@ def from_csv(src: str | Path, images: str | Path | None = None, skip_invalid: bo
                 continue
             where = f"{path.name} line {n}"
             if len(row) != 6:
-                raise UserError(f"{where}: expected 6 fields file,x1,y1,x2,y2,label, got {len(row)}")
+                raise UserError(f"{where}: expected 6 fields file,x1,y1,x2,y2,label, got {len(row)}", "each row is file,x1,y1,x2,y2,label (file,,,,, for an image without boxes)")
             name = row[0].strip()
             iid = b.image(name, *_image_size(img_dir / name))
             if not any(c.strip() for c in row[1:]):
@@ -346,25 +233,70 @@ def from_csv(src: str | Path, images: str | Path | None = None, skip_invalid: bo
 
 # --- into a COCO directory ---------------------------------------------------------------------------------
 def convert(fmt: str, src: str | Path, out: str | Path, images: str | Path | None = None, names: str | Path | None = None,
-            name: str = "all", copy_images: bool = False, skip_invalid: bool = False) -> dict[str, Any]:
+            name: str = "all", copy_images: bool = False, skip_invalid: bool = False, fetch: bool = False,
+            drop_unlabeled: bool = False, workers: int = 8) -> dict[str, Any]:  # fmt: skip
     """Convert ``src`` (format ``fmt``) into OUT/annotations/NAME.json; images copied into OUT/images/ with
-    ``copy_images``, else referenced by paths relative to OUT."""
+    ``copy_images``, else referenced by paths relative to OUT.
+
+    ``fetch`` (Labelbox): download each row's image (its URL) into OUT/images/ first, through the hub's
+    downloader (see :mod:`dlbox.data.urlfetch`); rows whose image cannot be fetched are left out and listed,
+    and the result is checked (``coco.check`` with the files) before it is reported."""
     if fmt not in FORMATS:
         raise UserError(f"unknown source format {fmt!r}", f"one of {', '.join(FORMATS)}")
+    if fetch and fmt != "labelbox":
+        raise UserError(f"--fetch downloads the images a Labelbox export names by URL, not {fmt} images",
+                        "use --from labelbox, or `dlbox data fetch-images` for a CSV of URLs or a COCO json")  # fmt: skip
+    if drop_unlabeled and fmt != "labelbox":
+        raise UserError("--drop-unlabeled is for --from labelbox (Labelbox's Skip and unlabelled rows)", "leave it out, or use --from labelbox")
+    out = Path(out)
+    fetched, n_urls = None, 0
+    extra: dict[str, Any] = {}
     if fmt == "voc":
         data, img_dir = from_voc(src, images, skip_invalid=skip_invalid)
     elif fmt == "yolo":
         data, img_dir = from_yolo(src, names, images, skip_invalid)
     elif fmt == "labelbox":
-        data, img_dir = from_labelbox(src, images, skip_invalid)
+        files = None
+        if fetch:
+            from dlbox.data import labelbox
+
+            if images:
+                raise UserError("--fetch downloads into OUT/images: leave out --images", "leave out --images, or leave out --fetch to use local images")
+            wants, _ = labelbox.image_wants(labelbox.read_rows(src), drop_unlabeled)
+            if not wants:
+                raise UserError(f"{str(src)!r} names no image URLs ('Labeled Data' or data_row.row_data)",
+                                "without URLs, pass the local image folder with --images instead of --fetch")  # fmt: skip
+            n_urls = len({w.url for w in wants})
+            fetched = fetch_urls(wants, out / "images", workers=workers, desc=f"fetch {Path(src).name}")
+            files, images = fetched.files, out / "images"
+        data, img_dir = from_labelbox(src, images, skip_invalid, drop_unlabeled=drop_unlabeled, files=files,
+                                      masks_dir=out / STATE / "masks", workers=workers)  # fmt: skip
+        extra = {k: data.pop(k) for k in ("left_out", "unlabeled", "counts", "mask_failures")}
     else:
         data, img_dir = from_csv(src, images, skip_invalid)
     skipped = data.pop("skipped")
     if not data["annotations"]:
+        if fetched is not None and fetched.files == {}:
+            raise UserError(f"no image of {str(src)!r} could be fetched ({len(fetched.failed)} failed, "
+                            f"{len(fetched.missing)} missing offline)", _first_failure(fetched))  # fmt: skip
         raise UserError(f"{str(src)!r} holds no boxes", "check the format given to --from and the folder layout")
-    out = Path(out)
-    data = coco.rebase(data, img_dir, out, copy_images)  # file names were relative to the image folder
+    if fetched is None:
+        data = coco.rebase(data, img_dir, out, copy_images)  # file names were relative to the image folder
     target = out / "annotations" / f"{name}.json"
     coco.save(data, target)
-    return {"format": fmt, "file": str(target), "images": len(data["images"]), "annotations": len(data["annotations"]),
-            "classes": [c["name"] for c in data["categories"]], "skipped": skipped}  # fmt: skip
+    result = {"format": fmt, "file": str(target), "images": len(data["images"]), "annotations": len(data["annotations"]),
+              "classes": [c["name"] for c in data["categories"]], "skipped": skipped, **extra}  # fmt: skip
+    if data.get("points"):
+        result["points"] = len(data["points"])
+    if fetched is not None:
+        from dlbox.data.urlfetch import summary
+
+        result["fetch"] = summary(fetched, n_urls)
+        report, _ = coco.check(data, out)
+        result["check"] = {"ok": report["ok"], "issues": report["issues"], "examples": report["examples"]}
+    return result
+
+
+def _first_failure(fetched) -> str:
+    first = (fetched.failed or fetched.missing or [{}])[0]
+    return f"e.g. {first.get('url')}: {first.get('reason', 'offline')}" if first else "check the URLs"

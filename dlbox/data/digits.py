@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's; the upsampled digits are close enough and it keeps both paths alike
 
@@ -86,7 +86,7 @@ def mnist_idx(folder: str | Path) -> tuple[TensorDataset, TensorDataset]:
         images = read_idx(_find(folder, f"{split}-images-idx3-ubyte"))
         labels = read_idx(_find(folder, f"{split}-labels-idx1-ubyte"))
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise UserError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+            raise UserError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match", "extract the MNIST files again (they may be truncated)")
         x = _normalise(torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1))
         if x.shape[-2:] != (28, 28):
             x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)

@@ -25,8 +25,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dlbox.data.folders import IMAGE_EXTENSIONS, report_skipped, scan_class_folders
-from dlbox.engine.progress import log
-from dlbox.errors import UserError
+from dlbox.data.manifest import FORMAT_VERSION
+from dlbox.base.progress import log
+from dlbox.base.errors import UserError
 
 Source = str | tuple[str, int, int]  # a file path, or (tar path, data offset, size)
 SPLIT_NAMES = frozenset({"train", "val", "test"})  # sub-folders of a split layout: root/train/<class>/...
@@ -226,8 +227,6 @@ def index_shards(paths: list[Path], n_classes: int | None = None) -> list[tuple[
 def load_built(root: str | Path) -> tuple[list[tuple[Source, int]], list[tuple[Source, int]], list[str]]:
     """(train samples, val samples, classes) of a dataset directory written by ``build_dataset``; from the
     shards when it has them, else from the manifests."""
-    from dlbox.data.build import FORMAT_VERSION
-
     root = Path(root)
     try:
         meta = json.loads((root / "dataset.json").read_text())

@@ -20,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 _STATE_DIR = ".state"  # bucket names start with [a-z0-9], so it cannot clash with one
 
@@ -86,7 +86,7 @@ def _read_state(path: Path) -> dict | None:
 
 
 def _write_state(path: Path, **state) -> None:
-    from dlbox.engine.fileio import atomic_write_text
+    from dlbox.base.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps(state, indent=1) + "\n")
 
@@ -97,7 +97,7 @@ def _has_files(d: Path) -> bool:
 
 def sync_s3(url: str) -> Path:
     """Bring the copy of ``s3://BUCKET/PREFIX`` up to date (or, offline, check there is one); its path."""
-    from dlbox.engine.progress import log
+    from dlbox.base.progress import log
     from dlbox.hub import settings as hub_settings
     from dlbox.hub.download import _size
     from dlbox.hub.storage import parse_s3
@@ -140,7 +140,7 @@ def sync_s3(url: str) -> Path:
 
 
 def _offline(shown: str, dest: Path, state: dict | None) -> Path:
-    from dlbox.engine.progress import log
+    from dlbox.base.progress import log
 
     if state is not None and not state.get("complete"):
         raise UserError(f"offline (DLBOX_OFFLINE=1) and the copy of {shown} in {dest} is incomplete (its last sync "

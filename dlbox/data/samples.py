@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dlbox.engine.progress import bar
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.progress import bar
 
 SHAPES = ("circle", "triangle", "cross", "star", "square")  # the first n are used; the most distinct first
 MARKER = ".dlbox-sample.json"  # hidden, so class-folder scanning ignores it
@@ -158,7 +158,9 @@ def _shapes_det(out: Path, seed: int = 0, **kw) -> dict[str, Any]:
         from dlbox.data.shapes_det import write_shapes_det
     except ImportError:
         raise UserError("the shapes-det sample is not available yet", "use digits or shapes") from None
-    return write_shapes_det(out, seed=seed, **kw)
+    # like shapes: a folder of other files is refused, and an interrupted run leaves nothing half-written
+    # (images and annotations appear together, in one rename)
+    return _into_folder(out, "shapes-det", lambda tmp: write_shapes_det(tmp, seed=seed, **kw))
 
 
 SAMPLES: dict[str, Callable[..., dict[str, Any]]] = {"digits": write_digits, "shapes": write_shapes, "shapes-det": _shapes_det}
@@ -172,7 +174,7 @@ def write_sample(name: str, out: str | Path, seed: int = 0, **kw) -> dict[str, A
     Options: digits ``size`` (px, default 32); shapes ``n_per_class`` (default 200), ``classes`` (3-5,
     default 4); shapes-det: see ``dlbox.data.shapes_det.write_shapes_det``.
     """
-    from dlbox.errors import close_matches
+    from dlbox.base.errors import close_matches
 
     if name not in SAMPLES:
         raise UserError(f"unknown sample {name!r}", close_matches(name, SAMPLES) or f"one of {', '.join(SAMPLES)}")

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dlbox.data import coco
-from dlbox.engine.fileio import atomic_write
-from dlbox.engine.progress import bar
-from dlbox.errors import UserError
+from dlbox.base.fileio import atomic_write
+from dlbox.base.progress import bar
+from dlbox.base.errors import UserError
 
 # The first ``classes`` are used: the most distinct outlines first (a small rotated square looks like a circle).
 CLASSES = ("circle", "triangle", "cross", "star", "square")

@@ -22,7 +22,7 @@ def build_transforms(preset: str, img_size: int, mean: Sequence[float] = IMAGENE
     (0.25-1), flip and TrivialAugmentWide.
     """
     if preset not in PRESETS:
-        from dlbox.errors import UserError, close_matches
+        from dlbox.base.errors import UserError, close_matches
 
         raise UserError(f"unknown augment preset {preset!r}", close_matches(preset, PRESETS) or f"one of {', '.join(PRESETS)}")
     tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from dlbox.cliutil import Command, command, lazy, number, register_commands
+from dlbox.cliutil import Command, lazy, register_commands
 from dlbox.env import config
 
 
@@ -34,26 +32,18 @@ TEST = Command("test", "integrity test: LeNet-5 on handwritten digits in each fr
                "dlbox env test --framework torch --distributed 2", config.IntegrityArgs, integrity_test, render_test)
 
 
-def cmd_env_gpu(args: argparse.Namespace) -> int:
-    from dlbox.env import nvml
-    from dlbox.errors import UserError
+def watch_gpus(c: config.GpuArgs, as_json: bool) -> int:
+    from dlbox.engine import nvml
 
-    if args.interval <= 0:
-        raise UserError(f"--interval must be positive, got {args.interval}", "e.g. --interval 1")
-    if args.count is not None and args.count < 1:
-        raise UserError(f"--count must be at least 1, got {args.count}")
-    count = args.count if args.watch else (args.count or 1)
-    return nvml.watch(args.interval, count=count, as_json=args.json)
+    return nvml.watch(c.interval, count=c.count if c.watch else (c.count or 1), as_json=as_json)
+
+
+GPU = Command("gpu", "NVIDIA GPUs now (or live with --watch): power, temperature, use, memory, clocks",
+              "dlbox env gpu --watch --interval 2", config.GpuArgs, watch_gpus, streams=True,
+              json_help="one JSON document per sample on stdout")  # fmt: skip
 
 
 def register(sub) -> None:
     env = register_commands(sub, [ENV])["env"]
     env_sub = env.add_subparsers(dest="env_command", metavar="SUBCOMMAND", parser_class=type(env))
-    register_commands(env_sub, [TEST])
-    gpu = command(env_sub, "gpu", "NVIDIA GPUs now (or live with --watch): power, temperature, use, memory, clocks",
-                  "dlbox env gpu --watch --interval 2")  # fmt: skip
-    gpu.add_argument("--watch", action="store_true", help="a new line per GPU every --interval seconds, until Ctrl-C")
-    gpu.add_argument("--interval", type=number(float, gt=0), default=1.0, metavar="S", help="seconds between samples (default: 1)")
-    gpu.add_argument("--count", type=number(int, ge=1), default=None, metavar="N", help="stop after N samples")
-    gpu.add_argument("--json", action="store_true", help="one JSON document per sample on stdout")
-    gpu.set_defaults(func=cmd_env_gpu, command_path="dlbox env gpu")
+    register_commands(env_sub, [TEST, GPU])

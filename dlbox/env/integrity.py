@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from dlbox.engine import distributed
 from dlbox.engine.schedule import warmup_cosine
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit
 from dlbox.env.config import IntegrityConfig  # noqa: F401  (re-exported)
 from dlbox.env.lenet import LeNet5
@@ -42,7 +43,7 @@ def load_data(data: str | None):
     return mnist_idx(data) if data else sklearn_digits()
 
 
-class LeNetTask:
+class LeNetTask(Task):
     """LeNet-5 classification for the engine."""
 
     name = "env-test"

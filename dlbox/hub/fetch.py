@@ -15,10 +15,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 from dlbox import __version__
-from dlbox.engine.fileio import write_all
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import write_all
 from dlbox.hub import cache, storage
 from dlbox.hub.catalog import Entry, HubFile
 from dlbox.hub.settings import HubSettings, redact
@@ -80,7 +81,7 @@ def sources(entry: Entry, f: HubFile, settings: HubSettings) -> list[Source]:
 # --- progress shared by the download threads ------------------------------------------------------------
 class Progress:
     def __init__(self, total: int | None, desc: str):
-        from dlbox.engine.progress import bar
+        from dlbox.base.progress import bar
 
         self.bar = bar(total, desc, unit="B", unit_scale=True, unit_divisor=1024)
         self.lock = threading.Lock()
@@ -103,12 +104,30 @@ def _backoff(settings: HubSettings, attempt: int, progress: Progress) -> None:
         raise Stopped()
 
 
+def http_session():
+    """A requests session that follows redirects only to http(s) URLs: a redirect to ``file://``, ``ftp://`` or
+    any other scheme fails the source at once (SourceFailed, never retried) instead of being followed."""
+    import requests
+
+    class Session(requests.Session):
+        def get_redirect_target(self, resp):
+            target = super().get_redirect_target(resp)
+            if target is not None:
+                scheme = urlsplit(urljoin(resp.url, target)).scheme.lower()
+                if scheme not in ("http", "https"):
+                    raise SourceFailed(f"HTTP {resp.status_code} redirect to a {scheme}: URL refused "
+                                       "(only http and https redirects are followed)")  # fmt: skip
+            return target
+
+    return Session()
+
+
 def _pull_http(url: str, part: Path, expected: int | None, settings: HubSettings, progress: Progress) -> None:
     import requests
     import urllib3
 
     last = "no attempt"
-    with requests.Session() as session:
+    with http_session() as session:
         for attempt in range(settings.retries + 1):
             have = part.stat().st_size if part.exists() else 0
             if expected is not None and have > expected:

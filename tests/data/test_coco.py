@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from dlbox.base.errors import UserError
 from dlbox.data import coco
-from dlbox.errors import UserError
 
 
 def _dataset(root: Path, n: int = 10) -> dict:

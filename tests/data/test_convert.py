@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from dlbox.base.errors import UserError
 from dlbox.data import coco
 from dlbox.data.convert import convert, from_csv, from_labelbox, from_voc, from_yolo, to_yolo
-from dlbox.errors import UserError
 
 # VOC boxes (1-based, inclusive) on images of odd sizes, one touching the right/bottom edges.
 VOC = {

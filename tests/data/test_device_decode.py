@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from dlbox.base.errors import UserError
 from dlbox.data import device_decode
 from dlbox.data.images import ImageDataset
 from dlbox.data.samples import write_sample
 from dlbox.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
-from dlbox.errors import UserError
 
 CPU = torch.device("cpu")
 

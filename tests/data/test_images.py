@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from dlbox.base.errors import UserError
 from dlbox.data.build import build_dataset
 from dlbox.data.images import ImageDataset, load_image_splits
 from dlbox.data.samples import write_sample
-from dlbox.errors import UserError
 from tests.data.helpers import copy_tree
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlbox.base.errors import UserError
 from dlbox.data.build import build_dataset
 from dlbox.data.images import load_image_splits
 from dlbox.data.remote import cache_dir, resolve_data
 from dlbox.data.samples import write_sample
-from dlbox.errors import UserError
 from dlbox.hub.sync import sync
 from tests.hub import conftest as hub_fixtures
 

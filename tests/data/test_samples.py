@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dlbox.base.errors import UserError
 from dlbox.data.samples import write_sample
-from dlbox.errors import UserError
 from tests.conftest import assert_user_error
 from tests.data.helpers import run_main
 

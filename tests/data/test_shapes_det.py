@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlbox.base.errors import UserError
 from dlbox.data import coco
 from dlbox.data.shapes_det import write_shapes_det
-from dlbox.errors import UserError
 
 
 @pytest.fixture(scope="module")

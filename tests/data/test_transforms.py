@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from dlbox.base.errors import UserError
 from dlbox.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
-from dlbox.errors import UserError
 
 
 def _noise(size, mode="RGB") -> Image.Image:

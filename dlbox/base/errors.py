@@ -24,6 +24,14 @@ class CheckpointError(UserError):
     """A checkpoint that is truncated, foreign or of another model."""
 
 
+def not_found(path) -> str:
+    """How a path that should be a file is wrong: "is a folder, not a file" or "does not exist" (a folder
+    reported as missing misleads)."""
+    import os
+
+    return "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+
+
 def close_matches(word: str, choices, n: int = 3) -> str | None:
     """A hint naming the nearest valid spellings, or None when nothing is close."""
     import difflib

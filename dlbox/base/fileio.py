@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 # OSErrors a user fixes by freeing space or choosing another place; other OSErrors are bugs and stay loud.
 FIXABLE = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
@@ -59,7 +59,9 @@ def write_error(path: str | Path, e: OSError, kept: str | None = None) -> WriteE
         hint = "the file system is read-only: choose a writable place"
     else:
         hint = "check the permissions of that folder, or choose a writable place"
-    return WriteError(what, hint)
+    err = WriteError(what, hint)
+    err.path = Path(path)  # the CLI turns it into `--resume RUN` when it lies in a training run
+    return err
 
 
 def is_fixable(e: BaseException) -> bool:
