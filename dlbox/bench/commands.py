@@ -3,14 +3,17 @@ automatic choice of the fastest correct path."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
-from pathlib import Path
+import types
+from dataclasses import dataclass
 
-from dlbox.cliutil import add_config_options, add_json, command, config_from_args, emit
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.outputs import check_output
+from dlbox.bench.config import BenchConfig
+from dlbox.cliutil import Command, emit, register_commands
+from dlbox.config import opt, section
 
 
 @contextlib.contextmanager
@@ -34,48 +37,55 @@ def stdout_to_stderr(enabled: bool):
 def _check_save(path: str | None) -> None:
     if path is None:
         return
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"--save {path} is a directory", "give a file name, e.g. --save bench.csv")
+    p = check_output(path, "file", "--save")
     if p.suffix.lower() != ".csv":
         raise UserError(f"--save {path}: the table is saved as CSV", "give a file name ending in .csv")
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from dlbox.bench import fastpath, report, runner
-    from dlbox.engine.progress import log
+@dataclass(kw_only=True)
+class BenchArgs:
+    suite: bool = opt(False, "every path, from fp32 NCHW eager to the fastest here")
+    auto: bool = opt(False, "find the fastest path that agrees with fp32 eager; save it to $DLBOX_HOME/fastpath.json")
+    compare_published: bool = opt(False, "show the old platform's published ResNet-50 table beside these figures")
+    save: str | None = opt(None, "also write the rows as CSV", metavar="FILE.csv", output="file")
+    options: BenchConfig = section("benchmark")
 
-    cfg = config_from_args(runner.BenchConfig, args)
-    _check_save(args.save)
-    if args.auto and (args.suite or args.compare_published):
+
+def run_bench(a: BenchArgs, as_json: bool) -> int:
+    from dlbox.base.progress import log
+    from dlbox.bench import auto, report, runner
+
+    cfg, out = a.options, types.SimpleNamespace(json=as_json)
+    _check_save(a.save)
+    if a.auto and (a.suite or a.compare_published):
         raise UserError("--auto is a run of its own", "run --suite or --compare-published separately")
-    if not (args.suite or args.auto):
+    if not (a.suite or a.auto):
         cfg.spec  # noqa: B018  # impossible combinations fail here, before any model is built
-    with stdout_to_stderr(args.json):
-        if args.auto:
-            result = fastpath.auto(cfg)
+    with stdout_to_stderr(as_json):
+        if a.auto:
+            result = auto.auto(cfg)
             rows, env = result["rows"], result["environment"]
-        elif args.suite:
+        elif a.suite:
             rows, env = runner.suite(cfg)
         else:
             rows, env = runner.run(cfg)
-    if args.json:
+    if as_json:
         log(report.header(env))
-        if args.auto:
+        if a.auto:
             log(_auto_summary(result))
-    if args.save:
-        report.save_csv(rows, args.save)
-        log(f"saved {len(rows)} rows to {args.save}")
-    if args.compare_published:
+    if a.save:
+        report.save_csv(rows, a.save)
+        log(f"saved {len(rows)} rows to {a.save}")
+    if a.compare_published:
         if cfg.model != "resnet50":
             log(f"note: the published figures are for resnet50, these are for {cfg.model}")
-        emit(args, report.published_rows(rows),
+        emit(out, report.published_rows(rows),
              lambda _: report.render(rows, env) + "\n\n" + report.published_table(rows))  # fmt: skip
-    elif args.auto:
-        out = {k: result[k] for k in ("choice", "saved_to", "rows")}
-        emit(args, out, lambda r: report.render(rows, env) + "\n\n" + _auto_summary(r))
+    elif a.auto:
+        chosen = {k: result[k] for k in ("choice", "saved_to", "rows")}
+        emit(out, chosen, lambda r: report.render(rows, env) + "\n\n" + _auto_summary(r))
     else:
-        emit(args, rows, lambda r: report.render(r, env))
+        emit(out, rows, lambda r: report.render(r, env))
     return 0
 
 
@@ -94,36 +104,19 @@ def _auto_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def register(sub) -> None:
-    from dlbox.bench.config import BenchConfig
+BENCH = Command(
+    "bench", "throughput benchmark: images/sec, step time and fraction of peak FLOP/s, per path",
+    "dlbox bench --model resnet50 --batch-size 32 --suite --save bench.csv", BenchArgs, run_bench, streams=True,
+    description="Time training and inference of a model on synthetic data on this machine: warm-up, then\n"
+                "timed steps (median and p10/p90 of the step time), images/sec, achieved FLOP/s\n"
+                "(torch.utils.flop_counter; training = 3x forward) and the fraction of the device's peak.\n"
+                "--suite runs the grid from fp32 eager to the fastest paths here; --auto picks the\n"
+                "fastest path whose results match fp32 eager and saves it for the tasks' --fast.\n"
+                "Random weights unless --weights gives trained ones, resolved as `classify predict` does\n"
+                "(e.g. --weights hub:slim-inception_v3 or path/to/model.ckpt: the network and its input\n"
+                "size come from the checkpoint).",
+)  # fmt: skip
 
-    p = command(
-        sub, "bench", "throughput benchmark: images/sec, step time and fraction of peak FLOP/s, per path",
-        "dlbox bench --model resnet50 --batch-size 32 --suite --save bench.csv",
-        description="Time training and inference of a model on synthetic data on this machine: warm-up, then\n"
-                    "timed steps (median and p10/p90 of the step time), images/sec, achieved FLOP/s\n"
-                    "(torch.utils.flop_counter; training = 3x forward) and the fraction of the device's peak.\n"
-                    "--suite runs the grid from fp32 eager to the fastest paths here; --auto picks the\n"
-                    "fastest path whose results match fp32 eager and saves it for the tasks' --fast.\n"
-                    "Random weights unless --weights gives trained ones, resolved as `classify predict` does\n"
-                    "(e.g. --weights hub:slim-inception_v3 or path/to/model.ckpt: the network and its input\n"
-                    "size come from the checkpoint).",
-    )  # fmt: skip
-    add_json(p)
-    runs = p.add_argument_group("what to run")
-    runs.add_argument(
-        "--suite", action="store_true", help="every path, from fp32 NCHW eager to the fastest here"
-    )
-    runs.add_argument(
-        "--auto",
-        action="store_true",
-        help="find the fastest path that agrees with fp32 eager; save it to $DLBOX_HOME/fastpath.json",
-    )
-    runs.add_argument(
-        "--compare-published",
-        action="store_true",
-        help="show the old platform's published ResNet-50 table beside these figures",
-    )
-    runs.add_argument("--save", metavar="FILE.csv", help="also write the rows as CSV")
-    add_config_options(p, BenchConfig, title="benchmark")
-    p.set_defaults(func=cmd_bench, command_path="dlbox bench")
+
+def register(sub) -> None:
+    register_commands(sub, [BENCH])

@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from dlbox.base.errors import UserError
 from dlbox.config import opt
-from dlbox.errors import UserError
 
 if TYPE_CHECKING:
-    from dlbox.bench.paths import PathSpec
+    from dlbox.runtime.paths import PathSpec
 
 Mode = Literal["train", "infer", "both"]
 
@@ -21,8 +21,8 @@ class BenchConfig:
     weights: str | None = opt(None, "trained weights, loaded as `classify predict` loads them: hub:NAME, a TF-Slim "
                               "model.ckpt (names its own network), a run or checkpoint; default: random weights")
     mode: Mode = opt("both", "time training steps, inference, or both")
-    batch_size: int = opt(32, "images per step", ge=1)
-    image_size: int | None = opt(None, "input height and width (default: the model's, 224 for most)", ge=16)
+    batch_size: int = opt(32, "images per step", ge=1, le=65536)
+    image_size: int | None = opt(None, "input height and width (default: the model's, 224 for most)", ge=16, le=2048)
     precision: Literal["fp32", "bf16", "fp16", "int8"] = opt(
         "fp32", "bf16/fp16: autocast in PyTorch, the inference precision in OpenVINO; int8: quantized graph"
     )
@@ -30,11 +30,11 @@ class BenchConfig:
     compile: bool = opt(False, "torch.compile with inductor (weights frozen into the graph for inference)")
     backend: Literal["torch", "onnxruntime", "openvino"] = opt("torch", "who runs the model")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
-    threads: int | None = opt(None, "intra-op threads (default: the physical cores)", ge=1)
-    interop: int = opt(2, "inter-op threads (the old recipe: intra = cores, inter = 2)", ge=1)
-    steps: int = opt(10, "timed steps per measurement", ge=1)
-    warmup: int = opt(3, "untimed steps first (the first one compiles, allocates and pre-packs weights)", ge=0)
-    seed: int = opt(0, "seed of the model's weights and the synthetic batch", ge=0)
+    threads: int | None = opt(None, "intra-op threads (default: the physical cores)", ge=1, le=1024)
+    interop: int = opt(2, "inter-op threads (the old recipe: intra = cores, inter = 2)", ge=1, le=256)
+    steps: int = opt(10, "timed steps per measurement", ge=1, le=1_000_000)
+    warmup: int = opt(3, "untimed steps first (the first one compiles, allocates and pre-packs weights)", ge=0, le=1_000_000)
+    seed: int = opt(0, "seed of the model's weights and the synthetic batch", ge=0, le=2**32 - 1)
 
     def validate(self) -> None:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
@@ -49,7 +49,7 @@ class BenchConfig:
 
     @property
     def spec(self) -> PathSpec:
-        from dlbox.bench.paths import PathSpec
+        from dlbox.runtime.paths import PathSpec
 
         return PathSpec(self.backend, self.precision, self.channels_last, self.compile).validate()
 

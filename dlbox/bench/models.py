@@ -3,12 +3,13 @@ CNN whose FLOPs are easy to count by hand (for tests and quick checks)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from dlbox.errors import UserError, close_matches
+from dlbox.base.errors import UserError, close_matches
+from dlbox.models import registry
+from dlbox.models.weights import resolve_weights
+from dlbox.runtime.paths import synthetic_images  # noqa: F401  (re-exported: the benchmark's inputs)
 
 TINY = "tiny"
 
@@ -44,25 +45,15 @@ def tiny_flops(batch: int, height: int, width: int, num_classes: int = 10) -> in
     return conv1 + conv2 + 2 * batch * 16 * num_classes
 
 
-def synthetic_images(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, 3, size, size) synthetic images: noise plus a colour cast per image, so images differ in more than
-    noise and a model's top-1 class can differ between them (what the parity checks compare)."""
-    cast = torch.randn((n, 3, 1, 1), generator=generator)
-    return torch.randn((n, 3, size, size), generator=generator) + 2 * cast
-
-
 def classification_models() -> list[str]:
-    import torchvision
-
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    return list(registry.names("classify", "torchvision"))
 
 
 def default_image_size(name: str) -> int:
-    if name.startswith("timm:"):  # timm's pretrained config for the name
-        from dlbox.tasks.classify import timm_models
-
-        return timm_models.transform_info(timm_models.pretrained_cfg(name)).get("img_size", 224)
-    return {TINY: 32, "inception_v3": 299}.get(name, 224)
+    if name == TINY:
+        return 32
+    spec = registry.find(name)  # timm: its pretrained config's input size
+    return (spec.input_size if spec else None) or 224
 
 
 def build(name: str, seed: int = 0) -> nn.Module:
@@ -70,33 +61,27 @@ def build(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     if name == TINY:
         return TinyNet()
-    if name.startswith("timm:"):  # timm's zoo, random weights (timm never downloads here)
-        from dlbox.tasks.classify import timm_models
-
-        return timm_models.create(name, 1000)
-    import torchvision
-
-    known = classification_models()
-    if name not in known:
+    spec = registry.find(name)
+    if spec is None or spec.task != "classify" or spec.family not in ("torchvision", "timm"):
         hint = (
-            close_matches(name, known + [TINY])
+            close_matches(name, classification_models() + [TINY])
             or "any torchvision classification model, e.g. resnet50, or tiny"
         )
         raise UserError(f"unknown model {name!r}", hint)
-    kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
-    return torchvision.models.get_model(name, weights=None, **kwargs)
+    if name in ("inception_v3", "googlenet"):  # the benchmark times the main classifier only
+        import torchvision
+
+        return torchvision.models.get_model(name, weights=None, aux_logits=False, init_weights=False)
+    return spec.build(1000)  # the registry's builder (torchvision's or timm's, random weights)
 
 
 def from_weights(weights: str, name: str) -> tuple[nn.Module, str, int]:
     """(model, its name, its input size) for --weights, resolved as the classify verbs resolve them (TF-Slim
-    checkpoints, hub:NAME, runs and checkpoints: dlbox.tasks.classify.inference.load_classifier)."""
-    from dlbox.hub.convert import slim
-    from dlbox.tasks.classify.inference import load_classifier
-
-    own_name = slim.handles(weights) or Path(weights).is_dir()  # the weights say which network they are
-    clf = load_classifier(weights, None if own_name else name)
+    checkpoints, hub:NAME, runs and checkpoints), through the registry's loader of classifiers."""
+    src = resolve_weights(weights)
+    own_name = src.kind in ("slim", "run", "hf-folder")  # the weights say which network they are
+    clf = registry.load("classify", src, None if own_name else name)
     if clf.model is None:
         raise UserError(f"--weights {weights}: an ONNX file cannot be benchmarked as a PyTorch model",
                         "pass the run or checkpoint it was exported from, with --backend onnxruntime")  # fmt: skip
     return clf.model, clf.model_name, clf.img_size
-

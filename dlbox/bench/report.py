@@ -8,8 +8,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from dlbox.bench.parity import describe
-from dlbox.engine.fileio import atomic_write_text
+from dlbox.base.fileio import atomic_write_text
+from dlbox.runtime.parity import describe
 
 # tf_cnn_benchmarks, ResNet-50, synthetic data, as the old platform published them (images/sec).
 PUBLISHED = [

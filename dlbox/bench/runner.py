@@ -14,14 +14,15 @@ from typing import Any
 
 import torch
 
+from dlbox.base.progress import log
 from dlbox.bench import flops as flops_mod
-from dlbox.bench import hardware, models
+from dlbox.bench import models
 from dlbox.bench.config import BenchConfig, Mode  # noqa: F401  (re-exported)
-from dlbox.bench.parity import TOLERANCE, parity
-from dlbox.bench.paths import BASELINE, PathSpec, Unavailable, Workspace, first_line, prepare
 from dlbox.bench.timing import TooSlow, measure
 from dlbox.engine.device import physical_cores, resolve_device
-from dlbox.engine.progress import log
+from dlbox.runtime import hardware
+from dlbox.runtime.parity import TOLERANCE, parity
+from dlbox.runtime.paths import BASELINE, PathSpec, Unavailable, Workspace, first_line, prepare
 
 SLOW_FACTOR = 4  # a path whose step takes this many times the baseline's is skipped (not timed to the end)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dlbox.engine.progress import bar
+from dlbox.base.progress import bar
 
 
 class TooSlow(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlbox.hub.convert.tfsame import Conv2dSame
+from dlbox.convert.tfsame import Conv2dSame
 
 # (depthwise stride, pointwise width at multiplier 1.0) of blocks 1..13 (nets/mobilenet_v1.py _CONV_DEFS)
 BLOCKS = [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512), (1, 512),

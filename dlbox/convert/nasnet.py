@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 # TF scope inside a cell (between the cell's scope and the variable's own name) -> timm's module path
 NAME_RULES = [
@@ -98,7 +98,7 @@ class TfAvgPool2dSame(nn.AvgPool2d):
     """TF's SAME average pooling: pads as TF does and divides by the pixels inside the image only."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from dlbox.hub.convert.tfsame import pad_same
+        from dlbox.convert.tfsame import pad_same
 
         k, s = nn.modules.utils._pair(self.kernel_size), nn.modules.utils._pair(self.stride)
         total = F.avg_pool2d(pad_same(x, k, s), k, s)  # (N, C, H', W'): sum / k*k

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbox.hub.convert.tfsame import MaxPool2dSame
+from dlbox.convert.tfsame import MaxPool2dSame
 
 STRIDES = (2, 2, 2, 1)  # blocks 1-4, applied by each block's last unit
 UNITS = {"50": [3, 4, 6, 3], "101": [3, 4, 23, 3], "152": [3, 8, 36, 3]}

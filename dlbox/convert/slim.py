@@ -50,13 +50,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbox.errors import UserError
-from dlbox.hub.convert import tfbundle
-from dlbox.hub.convert.tfsame import same
+from dlbox.base.errors import UserError
+from dlbox.convert import tfbundle
+from dlbox.convert.tfsame import same
+from dlbox.models import registry, weights
+from dlbox.models.heads import replace_heads
 
-INCEPTION = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}  # x / 127.5 - 1 on 0-255 pixels
+INCEPTION = {"mean": registry.INCEPTION_MEAN, "std": registry.INCEPTION_STD}  # x / 127.5 - 1 on 0-255 pixels
 # VGG/ResNet V1 (converted from Caffe): subtract the channel means of 0-255 pixels, no scaling
-CAFFE = {"mean": (123.68 / 255, 116.78 / 255, 103.94 / 255), "std": (1 / 255, 1 / 255, 1 / 255)}
+CAFFE = {"mean": registry.CAFFE_MEAN, "std": registry.CAFFE_STD}
 
 # family -> (scope pattern, PyTorch model name, preprocessing, BatchNorm epsilon)
 FAMILIES = {
@@ -73,9 +75,10 @@ FAMILIES = {
     "nasnet_large": (r"reduction_cell_0", "nasnetalarge", INCEPTION, 1e-3),
     "pnasnet_large": (r"cell_stem_0", "pnasnet5large", INCEPTION, 1e-3),
 }
-# input size each family was trained at, for checkpoints given by path (hub entries state theirs)
-IMG_SIZE = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299, "resnet_v2": 299,
-            "nasnet_large": 331, "pnasnet_large": 331}
+# input size each family was trained at, for checkpoints given by path (hub entries state theirs), and the
+# classifier layer of each family's PyTorch model: the model registry's facts of ``slim:FAMILY``
+IMG_SIZE = {s.name.removeprefix(registry.SLIM_PREFIX): s.input_size for s in registry.specs(family="slim")}
+HEADS = {s.name.removeprefix(registry.SLIM_PREFIX): s.head for s in registry.specs(family="slim")}
 RESNET_LAYERS = {"50": [3, 4, 6, 3], "101": [3, 4, 23, 3], "152": [3, 8, 36, 3]}
 # catalog architectures (dlbox/hub/catalog.toml) this module converts; the others are refused by name
 SUPPORTED_ARCHITECTURES = ("inception_v1", "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "vgg_16", "vgg_19",
@@ -90,7 +93,7 @@ REFUSED = {
     "nasnet_mobile": "torchvision and timm have no NASNet-A Mobile",
     "pnasnet_mobile": "torchvision and timm have no PNASNet-5 Mobile",
 }
-META_KEY = "dlbox.slim"  # safetensors metadata written by `dlbox hub convert`
+META_KEY = weights.SLIM_META_KEY  # safetensors metadata written by `dlbox hub convert`
 
 
 # --- tensor layout --------------------------------------------------------------------------------------
@@ -373,7 +376,7 @@ def _map_inception_resnet_v2(m: _Mapper, scope: str, info: dict) -> None:
 
 def _map_nasnet(family: str):
     def mapper(m: _Mapper, scope: str, info: dict) -> None:
-        from dlbox.hub.convert import nasnet
+        from dlbox.convert import nasnet
 
         nasnet.map_variables(m, family, info)
         info["scope"] = family  # the checkpoints have no top-level scope
@@ -386,9 +389,6 @@ MAPPERS = {"inception_v1": _map_inception_v1, "resnet_v1": _map_resnet_v1, "mobi
            "resnet_v2": _map_resnet_v2, "inception_v4": _map_inception_v4,
            "inception_resnet_v2": _map_inception_resnet_v2, "nasnet_large": _map_nasnet("nasnet_large"),
            "pnasnet_large": _map_nasnet("pnasnet_large")}
-HEADS = {"mobilenet_v1": "classifier", "mobilenet_v2": "classifier.1", "vgg": "classifier.6",
-         "inception_v4": "last_linear", "inception_resnet_v2": "classif", "nasnet_large": "last_linear",
-         "pnasnet_large": "last_linear"}  # the others: "fc"
 
 
 def detect(variables: dict[str, np.ndarray], source: str = "the checkpoint") -> tuple[str, str]:
@@ -502,7 +502,7 @@ def create(info: dict, state: dict[str, torch.Tensor]) -> nn.Module:
                 else:
                     unit.downsample = Subsample(s) if s > 1 else None
     elif family == "mobilenet_v1":
-        from dlbox.hub.convert.mobilenet_v1 import MobileNetV1
+        from dlbox.convert.mobilenet_v1 import MobileNetV1
 
         widths = [int(state["features.0.0.weight"].shape[0])] + [int(state[f"features.{2 * i}.0.weight"].shape[0])
                                                                  for i in range(1, 14)]  # fmt: skip
@@ -535,11 +535,11 @@ def create(info: dict, state: dict[str, torch.Tensor]) -> nn.Module:
         model = torchvision.models.Inception3(num_classes=nc, aux_logits=False, transform_input=False,
                                               init_weights=False)  # fmt: skip
         _fit(model, state)
-        from dlbox.hub.convert.inception_v3 import exclude_padding_from_pools
+        from dlbox.convert.inception_v3 import exclude_padding_from_pools
 
         exclude_padding_from_pools(model)
     elif family == "resnet_v2":
-        from dlbox.hub.convert.resnet_v2 import ResNetV2
+        from dlbox.convert.resnet_v2 import ResNetV2
 
         layers = list(info["layers"])
         model = ResNetV2(nc, layers, tuple(int(state[f"layer{b}.0.conv1.weight"].shape[0]) for b in range(1, 5)),
@@ -555,7 +555,7 @@ def create(info: dict, state: dict[str, torch.Tensor]) -> nn.Module:
         model = InceptionResnetV2(num_classes=nc, norm_eps=eps)
         _fit(model, state)
     elif family in ("nasnet_large", "pnasnet_large"):
-        from dlbox.hub.convert import nasnet
+        from dlbox.convert import nasnet
 
         model = nasnet.create(family, nc, state, _fit)
     else:
@@ -567,12 +567,10 @@ def create(info: dict, state: dict[str, torch.Tensor]) -> nn.Module:
 
 
 def drop_background(state: dict[str, torch.Tensor], info: dict) -> dict:
-    """1001 outputs (0 = background) -> ImageNet's 1000; returns the updated facts."""
-    from dlbox.tasks.classify.models import drop_background_class
-
+    """1001 outputs (0 = background) -> ImageNet's 1000 (the registry's label offset); returns the updated facts."""
     if int(info["num_classes"]) != 1001:
         return info
-    drop_background_class(state, [info["head"]])
+    weights.drop_background_class(state, [info["head"]])
     return {**info, "num_classes": 1000, "background_dropped": True}
 
 
@@ -596,13 +594,12 @@ def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def is_checkpoint(spec: str | Path) -> bool:
-    s = str(spec)
-    return not s.startswith("hub:") and tfbundle.is_checkpoint(s)
+    return not weights.is_reference(spec) and weights.is_tf_checkpoint(spec)
 
 
 def hub_checkpoint(entry) -> Path:
     """A tf-slim catalog entry -> its checkpoint, downloaded (mirrors, hash, offline rules) and extracted once."""
-    from dlbox.engine.fileio import atomic_write_text
+    from dlbox.base.fileio import atomic_write_text
     from dlbox.hub import fetch
     from dlbox.hub import settings as hub_settings
     from dlbox.hub.extract import extract
@@ -624,63 +621,41 @@ def hub_checkpoint(entry) -> Path:
 
 def safetensors_info(path: str | Path) -> dict | None:
     """The facts `dlbox hub convert` stored in a safetensors file, or None for other files."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-    except Exception:
-        return None
+    meta = weights.safetensors_metadata(path)
     return json.loads(meta[META_KEY]) if META_KEY in meta else None
+
+
+def read_source(source: weights.WeightsSource) -> tuple[dict[str, torch.Tensor], dict]:
+    """A ``slim`` weights source (hub:NAME of a tf-slim entry, a TF checkpoint, a converted .safetensors) ->
+    (state dict, facts)."""
+    if source.entry is not None:
+        state, info = read(source.path)
+        return state, {**info, "img_size": int(getattr(source.entry, "input_size", 0) or 224), "hub": source.entry.name}
+    if source.path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        info = safetensors_info(source.path)
+        if info is None:
+            raise UserError(f"{source.spec!r} was not written by `dlbox hub convert`")
+        return load_file(str(source.path)), info
+    return read(source.path)
 
 
 def read_spec(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
     """hub:NAME (tf-slim entry), a TF checkpoint, or a converted .safetensors -> (state dict, facts)."""
-    if spec.startswith("hub:"):
-        from dlbox.hub import catalog
-
-        entry = catalog.get(spec[4:])
-        state, info = read(hub_checkpoint(entry))
-        return state, {**info, "img_size": int(getattr(entry, "input_size", 0) or 224), "hub": entry.name}
-    path = spec
-    if str(path).endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        info = safetensors_info(path)
-        if info is None:
-            raise UserError(f"{spec!r} was not written by `dlbox hub convert`")
-        return load_file(str(path)), info
-    return read(path)
+    return read_source(weights.resolve_weights(spec))
 
 
-def handles(spec: str | Path) -> bool:
-    """True for what this module loads: hub:NAME of a tf-slim entry, TF checkpoints, converted safetensors."""
-    s = str(spec)
-    if s.startswith("hub:"):
-        from dlbox.hub import catalog
-
-        try:
-            return getattr(catalog.get(s[4:]), "loader", "") == "tf-slim"
-        except UserError:
-            return False
-    if s.endswith(".safetensors"):
-        return Path(s).is_file() and safetensors_info(s) is not None
-    return is_checkpoint(s)
-
-
-def transform_info(spec: str) -> dict[str, Any]:
-    """Input size and normalisation the network of ``spec`` was trained with (read from the names only)."""
-    if spec.startswith("hub:"):
-        from dlbox.hub import catalog
-
-        entry = catalog.get(spec[4:])
-        family, _ = detect(dict.fromkeys(tfbundle.variable_names(hub_checkpoint(entry))), spec)
-        size = int(getattr(entry, "input_size", 0) or 224)
-    elif spec.endswith(".safetensors"):
-        info = safetensors_info(spec) or {}
+def transform_info(source: weights.WeightsSource) -> dict[str, Any]:
+    """Input size and normalisation the network of ``source`` was trained with (read from the names only)."""
+    if source.entry is not None:
+        family, _ = detect(dict.fromkeys(tfbundle.variable_names(source.path)), source.spec)
+        size = int(getattr(source.entry, "input_size", 0) or 224)
+    elif source.path.suffix == ".safetensors":
+        info = safetensors_info(source.path) or {}
         family, size = info.get("family", ""), int(info.get("img_size", 224))
     else:
-        family, _ = detect(dict.fromkeys(tfbundle.variable_names(spec)), repr(spec))
+        family, _ = detect(dict.fromkeys(tfbundle.variable_names(source.path)), repr(source.spec))
         size = IMG_SIZE.get(family, 224)
     prep = FAMILIES[family][2] if family in FAMILIES else INCEPTION
     return {"img_size": size, "mean": prep["mean"], "std": prep["std"]}
@@ -692,15 +667,15 @@ def imagenet_classes() -> list[str]:
     return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def build(spec: str, num_classes: int | None = None, fine_tune: bool = False, model_name: str | None = None
-          ) -> tuple[nn.Module, dict]:  # fmt: skip
+def build(source: weights.WeightsSource, num_classes: int | None = None, fine_tune: bool = False,
+          model_name: str | None = None) -> tuple[nn.Module, dict]:  # fmt: skip
     """The PyTorch model of a TF-Slim checkpoint (for ``num_classes``; ``fine_tune`` replaces the head).
 
     Returns (model, metadata: model_name, img_size, mean, std, classes (ImageNet's for 1000), slim facts)."""
-    from dlbox.engine.progress import log
-    from dlbox.tasks.classify.models import replace_heads
+    from dlbox.base.progress import log
 
-    state, info = read_spec(spec)
+    spec = source.spec
+    state, info = read_source(source)
     if model_name and model_name != info["model_name"]:
         raise UserError(f"{spec} is a TF-Slim {info['scope']} checkpoint, i.e. --model {info['model_name']}, "
                         f"not {model_name}", f"use --model {info['model_name']} or leave --model out")  # fmt: skip
@@ -721,16 +696,6 @@ def build(spec: str, num_classes: int | None = None, fine_tune: bool = False, mo
     return model.eval(), meta
 
 
-def classifier(spec: str, model_name: str | None = None):
-    """A ready ``Classifier`` (inference.py) for a TF-Slim checkpoint: ImageNet names for 1000 classes."""
-    from dlbox.tasks.classify.inference import Classifier
-
-    model, meta = build(spec, model_name=model_name)
-    classes = meta.get("classes") or [f"class_{i}" for i in range(int(meta["slim"]["num_classes"]))]
-    return Classifier(classes=classes, img_size=meta["img_size"], mean=meta["mean"], std=meta["std"],
-                      model_name=meta["model_name"], model=model, source=str(spec))  # fmt: skip
-
-
 def convert_to_file(spec: str, out: str | Path) -> dict[str, Any]:
     """`dlbox hub convert`: a TF-Slim checkpoint (hub:NAME or a path) -> a safetensors file with its facts.
 
@@ -738,10 +703,10 @@ def convert_to_file(spec: str, out: str | Path) -> dict[str, Any]:
     rebuilds Slim's padding and strides from the facts stored in its metadata."""
     from safetensors.torch import save_file
 
-    from dlbox.engine.fileio import atomic_write
+    from dlbox.base.fileio import atomic_write
 
-    spec = spec if spec.startswith("hub:") or Path(spec).exists() or tfbundle.is_checkpoint(spec) or "/" in spec \
-        else f"hub:{spec}"  # fmt: skip
+    spec = spec if weights.is_reference(spec) or Path(spec).exists() or is_checkpoint(spec) or "/" in spec \
+        else f"hub:{spec}"  # a bare NAME is the hub's  # fmt: skip
     state, info = read_spec(spec)
     out = Path(out)
     if out.suffix != ".safetensors":

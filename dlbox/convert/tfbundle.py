@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.protowire import read_varint
+from dlbox.base.errors import UserError
+from dlbox.convert.protowire import read_varint
+from dlbox.models.weights import TF_FOOTER_SIZE, TF_TABLE_MAGIC, is_tf_checkpoint
 
-TABLE_MAGIC = 0xDB4775248B80FB57
-FOOTER_SIZE = 48
+TABLE_MAGIC = TF_TABLE_MAGIC
+FOOTER_SIZE = TF_FOOTER_SIZE
 # tensorflow/core/framework/types.proto -> numpy (DT_STRING and resource types are skipped: not weights)
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
           10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}  # fmt: skip
@@ -197,18 +198,7 @@ def resolve(path: str | Path) -> tuple[str, Path]:
 
 def is_checkpoint(path: str | Path) -> bool:
     """True when ``path`` names a TensorFlow checkpoint (V2 prefix/.index/.data, or a V1 table file)."""
-    p = Path(path)
-    name = p.name
-    if name.endswith(".index") or ".data-0" in name or p.with_name(name + ".index").is_file():
-        return True
-    if p.is_file() and p.suffix not in (".pt", ".pth", ".safetensors", ".onnx"):
-        with open(p, "rb") as f:
-            f.seek(0, 2)
-            if f.tell() < FOOTER_SIZE:
-                return False
-            f.seek(-8, 2)
-            return struct.unpack("<Q", f.read(8))[0] == TABLE_MAGIC
-    return False
+    return is_tf_checkpoint(path)
 
 
 def _read_v2(prefix: Path) -> dict[str, np.ndarray]:

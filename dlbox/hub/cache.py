@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dlbox.engine.fileio import atomic_write_text
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write_text
 from dlbox.hub.catalog import Entry, HubFile
 from dlbox.hub.settings import home
 
@@ -171,7 +171,7 @@ def verified(entry: Entry, f: HubFile, progress=None) -> Path | None:
     except Mismatch as e:
         bad = quarantine(p)
         forget(entry, f)
-        from dlbox.engine.progress import log
+        from dlbox.base.progress import log
 
         log(f"hub:{entry.name}: cached {f.name} failed verification ({e.what}); moved to {bad}")
         return None

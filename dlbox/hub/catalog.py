@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dlbox.errors import UserError, close_matches
+from dlbox.base.errors import UserError, close_matches
 
 CATALOG_FILE = Path(__file__).with_name("catalog.toml")
 TASKS = {
@@ -381,6 +381,15 @@ def get(name: str, extra: list[str | Path] | None = None) -> Entry:
     if found is not None and (found.origin == "catalog.toml" or found.override):
         return found
     return load(extra).get(name)  # an extra entry may clash with a torchvision name: check with them loaded
+
+
+def model_entry(name: str, extra: list[str | Path] | None = None) -> ModelEntry:
+    """The model entry ``name`` (what ``--weights hub:NAME`` names); a UserError for datasets and unknown names."""
+    entry = get(name, extra)
+    if not isinstance(entry, ModelEntry):
+        raise UserError(f"hub:{entry.name} is a {entry.kind}, not model weights",
+                        f"see the models with `dlbox hub list --task {entry.task}`")  # fmt: skip
+    return entry
 
 
 def list_entries(task: str | None = None, kind: str | None = None, extra: list[str | Path] | None = None) -> list[Entry]:

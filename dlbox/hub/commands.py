@@ -31,7 +31,7 @@ COMMANDS = [
             config.SyncArgs, call("dlbox.hub.sync:sync"), lazy("dlbox.hub.sync:render_sync")),
     Command("convert", "a TF-Slim checkpoint (hub entry or path) -> PyTorch weights in safetensors",
             "dlbox hub convert slim-inception_v1 --out googlenet-slim.safetensors",
-            config.ConvertArgs, call("dlbox.hub.convert.slim:convert_to_file"),
+            config.ConvertArgs, call("dlbox.convert.slim:convert_to_file"),
             lambda r: f"wrote {r['file']}: {r['model_name']} ({r['family']}), {r['num_classes']} classes"
                       f"{' (background class dropped)' if r['background_dropped'] else ''}, "
                       f"{r['params'] / 1e6:.2f} M parameters",

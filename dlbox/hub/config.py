@@ -22,7 +22,7 @@ class InfoArgs:
 @dataclass(kw_only=True)
 class DownloadArgs:
     name: str = positional(NAME, metavar="NAME")
-    to: str | None = opt(None, "also place the files (or, with --extract, their contents) here", metavar="DIR")
+    to: str | None = opt(None, "also place the files (or, with --extract, their contents) here", metavar="DIR", output="dir")
     extract: bool = opt(False, "extract .tar, .tar.gz, .tgz and .zip files")
     only: list[str] | None = opt(None, "only this file of the entry (repeatable)", action="append", metavar="FILE")
 
@@ -38,17 +38,17 @@ class AddArgs:
 @dataclass(kw_only=True)
 class MirrorArgs:
     names: list[str] = positional("catalog names", metavar="NAME")
-    to: str = opt(REQUIRED, "s3://bucket/prefix or a directory; files go to DEST/NAME/FILE", metavar="DEST")
+    to: str = opt(REQUIRED, "s3://bucket/prefix or a directory; files go to DEST/NAME/FILE", metavar="DEST", output="dir")
 
 
 @dataclass(kw_only=True)
 class SyncArgs:
     src: str = positional("a directory or s3://bucket/prefix", metavar="SRC")
-    dst: str = positional("a directory or s3://bucket/prefix", metavar="DST")
+    dst: str = positional("a directory or s3://bucket/prefix", metavar="DST", output="dir")
     dry_run: bool = opt(False, "only say what would be copied")
 
 
 @dataclass(kw_only=True)
 class ConvertArgs:
     spec: str = positional("slim-NAME from `dlbox hub list`, or a checkpoint path", metavar="NAME|PATH")
-    out: str = opt(REQUIRED, "the .safetensors file to write", metavar="FILE")
+    out: str = opt(REQUIRED, "the .safetensors file to write", metavar="FILE", output="file")

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dlbox.engine.fileio import atomic_write_text
-from dlbox.engine.progress import log
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write_text
+from dlbox.base.progress import log
 from dlbox.hub import cache, catalog, fetch
 from dlbox.hub import settings as hub_settings
 from dlbox.hub.catalog import Entry, HubFile
@@ -43,8 +43,7 @@ def _extract_once(archive: Path, sha256: str, target: Path) -> dict[str, Any]:
     marker = target / ".dlbox-extracted" / f"{archive.name}.sha256"
     if marker.is_file() and marker.read_text().strip() == sha256:
         return {"archive": str(archive), "target": str(target), "skipped": "already extracted"}
-    log(f"extracting {archive.name} into {target}")
-    out = extract(archive, target)
+    out = extract(archive, target, on_start=lambda: log(f"extracting {archive.name} into {target}"))
     atomic_write_text(marker, sha256 + "\n")  # written last: an interrupted extraction is redone
     return out
 
@@ -98,6 +97,9 @@ def add(name: str, file: str | Path, as_name: str | None = None, link: bool = Fa
     src = Path(file).expanduser()
     if not src.is_file():
         raise UserError(f"{str(src)!r} is not a file", "give the path of the downloaded file with --file")
+    if link and src.is_symlink():  # a hard link would follow it to whatever it names (/etc/passwd...)
+        raise UserError(f"--file {str(src)!r} is a symbolic link (to {os.path.realpath(src)!r}); --link links "
+                        "only the file itself", "pass the file it points to, or leave out --link to copy it")  # fmt: skip
     f = _which_file(entry, src, as_name)
     cache.ensure_dir(entry, f)
     final = cache.path_of(entry, f)
@@ -123,7 +125,7 @@ def add(name: str, file: str | Path, as_name: str | None = None, link: bool = Fa
 
 
 def _copy_with_bar(src: Path, dest: Path, desc: str) -> None:
-    from dlbox.engine.progress import bar
+    from dlbox.base.progress import bar
 
     with open(src, "rb") as fi, open(dest, "wb") as fo, bar(src.stat().st_size, desc, unit="B", unit_scale=True) as pbar:
         while chunk := fi.read(1 << 20):

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 
@@ -122,6 +122,55 @@ def _safe_dest(archive: Path, root: Path, name: str) -> Path:
     return parent / dest.name
 
 
+def _resolve(root: Path, rel: str, links: dict[str, str], depth: int = 0) -> Path:
+    """Where ``rel`` (a "/" path below ``root``) will lead once the archive's own symlinks (``links``: name ->
+    target) exist, following those and the links already on disk, before anything is written."""
+    if depth > 40:
+        raise OSError("too many levels of symbolic links")
+    cur = root
+    for part in rel.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            cur = cur.parent
+            continue
+        nxt = cur / part
+        name = nxt.relative_to(root).as_posix() if (nxt == root or root in nxt.parents) else None
+        if name is not None and name in links:
+            cur = _resolve(root, posixpath.join(posixpath.dirname(name), links[name]), links, depth + 1)
+        elif nxt.is_symlink():
+            cur = Path(os.path.realpath(nxt))
+        else:
+            cur = nxt
+    return cur
+
+
+def _precheck(archive: Path, root: Path, members: list[Member]) -> None:
+    """Every member's destination and every link target, checked before the first write: a refused archive
+    leaves nothing in the target (not even the members before the bad one)."""
+
+    def inside(p: Path) -> bool:
+        return p == root or root in p.parents
+
+    links = {m.name: m.link for m in members if m.kind == "symlink"}
+    files = {m.name for m in members if m.kind == "file"}
+    for m in members:
+        if m.kind in ("dir", "file"):
+            _safe_dest(archive, root, m.name)
+        elif m.kind == "hardlink":
+            if m.link not in files:
+                raise _refuse(archive, m.name, f"is a hard link to {m.link!r}, which is not a file in the archive")
+            _safe_dest(archive, root, m.name)
+        else:
+            try:
+                parent = _resolve(root, posixpath.dirname(m.name), {})
+                where = _resolve(root, posixpath.join(posixpath.dirname(m.name), m.link), links)
+            except OSError:
+                raise _refuse(archive, m.name, f"is a symlink to {m.link!r} that loops") from None
+            if not inside(parent) or not inside(where):
+                raise _refuse(archive, m.name, f"is a symlink to {m.link!r}, outside the target")
+
+
 def _write(src, dest: Path, mode: int) -> None:
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         dest.unlink()  # never write through a link left in the target
@@ -131,8 +180,10 @@ def _write(src, dest: Path, mode: int) -> None:
     os.chmod(dest, (mode & 0o777 & ~0o022) | 0o600)  # no setuid/setgid/world-writable from an archive
 
 
-def extract(archive: str | Path, target: str | Path) -> dict:
-    """Extract ``archive`` into ``target`` (created); returns {archive, target, members, files}."""
+def extract(archive: str | Path, target: str | Path, on_start=None) -> dict:
+    """Extract ``archive`` into ``target`` (created); returns {archive, target, members, files}. ``on_start()``
+    is called once the archive is read and every member checked (a refused file prints nothing before its
+    one error line)."""
     archive, target = Path(archive), Path(target)
     lower = archive.name.lower()
     if not is_archive(lower):
@@ -145,9 +196,14 @@ def extract(archive: str | Path, target: str | Path) -> dict:
             handle = tarfile.open(archive, "r:*")
             members = _tar_members(archive, handle)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise UserError(f"cannot read archive {str(archive)!r}: {e}", "download it again (it may be truncated)") from None
+        # tarfile's "r:*" lists every compression it tried, one per line: one line here
+        why = "not a tar archive, or a damaged one" if isinstance(e, tarfile.ReadError) else str(e).splitlines()[0]
+        raise UserError(f"cannot read archive {str(archive)!r}: {why}", "download it again (it may be truncated)") from None
     with handle:
         _check_through_links(archive, members)
+        _precheck(archive, Path(os.path.realpath(target)), members)
+        if on_start is not None:
+            on_start()
         target.mkdir(parents=True, exist_ok=True)
         root = Path(os.path.realpath(target))
         files = 0

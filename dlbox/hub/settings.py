@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 
 def home() -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.hub.settings import HubSettings, redact
 
 CHUNK = 1 << 20

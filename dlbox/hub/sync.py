@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.hub import cache, catalog, fetch
 from dlbox.hub import settings as hub_settings
 from dlbox.hub.download import _size

@@ -1,13 +1,14 @@
-"""`dlbox bench --auto`: the fastest correct path on this machine, saved for the tasks' ``--fast``.
+"""The saved fast path: the fastest correct path on this machine, chosen by `dlbox bench --auto` (which
+measures: dlbox.bench.auto) and read and applied here for the tasks' ``--fast``.
 
 Every path of the suite is first checked against fp32 eager PyTorch on a fixed batch of a fixed-seed model
-(see ``dlbox.bench.parity``); only those that pass are timed. The fastest for inference and the fastest
+(see ``dlbox.runtime.parity``); only those that pass are timed. The fastest for inference and the fastest
 PyTorch path for training (exported graphs do not train) are saved in ``$DLBOX_HOME/fastpath.json``
 (default ``~/.cache/dlbox``), keyed by model and device.
 
 How a task offers ``--fast``::
 
-    from dlbox.bench import fastpath
+    from dlbox.runtime import fastpath
 
     choice = fastpath.load("resnet50", device)          # None: `dlbox bench --auto` was not run here
     if choice:                                           # inference (predict, evaluate)
@@ -20,7 +21,6 @@ How a task offers ``--fast``::
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbox.bench.paths import INPUT, OUTPUT, PathSpec, Workspace, _compile, openvino_compiled, ort_session
-from dlbox.bench.runner import Bench, BenchConfig, attach_baseline, suite_paths
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write_text
 from dlbox.engine.device import autocast
-from dlbox.engine.fileio import atomic_write_text
-from dlbox.errors import UserError
+from dlbox.runtime.paths import INPUT, OUTPUT, PathSpec, Workspace, _compile, openvino_compiled, ort_session
 
 VERSION = 1
 
@@ -50,7 +49,7 @@ def store_path() -> Path:
 
 def device_key(device: str | torch.device) -> str:
     """'cpu:<CPU model>' or 'cuda:<GPU name>': a choice made on one machine is not reused on another."""
-    from dlbox.bench import hardware
+    from dlbox.runtime import hardware
 
     device = torch.device(device) if isinstance(device, str) else device
     if device.type == "cuda":
@@ -185,56 +184,3 @@ def apply(
 
     predict_ov.workspace = workspace  # type: ignore[attr-defined]
     return predict_ov
-
-
-def _choice(rows: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
-    ok = [r for r in rows if r["mode"] == mode and r["status"] == "ok"]
-    if not ok:
-        return None
-    best = max(ok, key=lambda r: r["images_per_sec"])
-    keys = (
-        "backend",
-        "precision",
-        "channels_last",
-        "compile",
-        "path",
-        "images_per_sec",
-        "step_ms",
-        "vs_baseline",
-    )
-    return {**{k: best[k] for k in keys}, "parity": best.get("parity")}
-
-
-def auto(cfg: BenchConfig) -> dict[str, Any]:
-    """Check and time every suite path, choose, save; returns the saved entry, its file and the rows."""
-    with Bench(cfg) as b:
-        rows = []
-        passed_infer = set()
-        plan = suite_paths(b.device, b.cpu)
-        for spec, reason in plan:  # the correctness check is an inference, so every path runs one
-            row = (
-                b.skipped(spec, "infer", reason)
-                if reason
-                else b.run(spec, "infer", check=True, reject=True, timed="infer" in cfg.modes)
-            )
-            if "infer" in cfg.modes:
-                rows.append(row)
-            if row["status"] == "ok" and spec.trains:
-                passed_infer.add(spec)
-        if "train" in cfg.modes:
-            # A training path is trusted when the same settings passed the inference check.
-            for spec, _ in plan:
-                if spec in passed_infer:
-                    rows.append(b.run(spec, "train"))
-        rows = attach_baseline(rows)
-        env = b.environment()
-        entry = {
-            "model": b.cfg.model, "device": str(b.device), "device_key": device_key(b.device),
-            "device_name": b.device_name, "batch_size": cfg.batch_size, "image_size": b.image_size,
-            "infer": _choice(rows, "infer") if "infer" in cfg.modes else None,
-            "train": _choice(rows, "train") if "train" in cfg.modes else None,
-            "threads": b.threads, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "versions": env["versions"],
-        }  # fmt: skip
-    saved = save(entry)
-    return {"choice": entry, "saved_to": str(saved), "rows": rows, "environment": env}

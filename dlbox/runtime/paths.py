@@ -33,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbox.bench import models
+from dlbox.base.errors import UserError
 from dlbox.engine.device import autocast, grad_scaler
-from dlbox.errors import UserError
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -241,16 +240,23 @@ def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
         raise Unavailable(f"ONNX export failed: {first_line(e)}") from e
 
 
+def synthetic_images(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 3, size, size) synthetic images: noise plus a colour cast per image, so images differ in more than
+    noise and a model's top-1 class can differ between them (what the parity checks compare)."""
+    cast = torch.randn((n, 3, 1, 1), generator=generator)
+    return torch.randn((n, 3, size, size), generator=generator) + 2 * cast
+
+
 def synthetic_calibration(x: torch.Tensor, batches: int = 4, size: int = 8) -> list[np.ndarray]:
     """Calibration batches drawn like the benchmark's synthetic images (seeded, so reruns agree)."""
     g = torch.Generator().manual_seed(1234)
-    return [models.synthetic_images(size, x.shape[-1], g).numpy() for _ in range(batches)]
+    return [synthetic_images(size, x.shape[-1], g).numpy() for _ in range(batches)]
 
 
 def int8_reduce_range() -> bool:
     """Without VNNI/AMX, x86 int8 kernels multiply u8 x s8 pairs into saturating int16 (vpmaddubsw); 7-bit
     weights avoid that overflow (onnxruntime's quantization guide)."""
-    from dlbox.bench.hardware import cpu_info
+    from dlbox.runtime.hardware import cpu_info
 
     info = cpu_info()
     return not any(info.has(f) for f in ("avx512_vnni", "avx_vnni", "amx_int8"))

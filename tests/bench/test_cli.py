@@ -9,10 +9,11 @@ import csv
 import pytest
 import torch
 
-from dlbox.bench import fastpath
+from dlbox.bench import auto
 from dlbox.bench.models import build
-from dlbox.bench.parity import TOLERANCE
-from dlbox.bench.paths import BASELINE, PathSpec
+from dlbox.runtime import fastpath
+from dlbox.runtime.parity import TOLERANCE
+from dlbox.runtime.paths import BASELINE, PathSpec
 from tests.conftest import assert_user_error, run_cli, run_main
 
 TINY = ["bench", "--model", "tiny", "--batch-size", "4", "--steps", "2", "--warmup", "1", "--device", "cpu"]
@@ -114,7 +115,7 @@ def auto_run(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DLBOX_HOME", str(tmp_path))
     plan = [(BASELINE, None), (PathSpec(channels_last=True), None), (PathSpec("onnxruntime", "fp32"), None),
             (PathSpec(precision="bf16", channels_last=True), None)]  # fmt: skip
-    monkeypatch.setattr(fastpath, "suite_paths", lambda device, cpu: plan)
+    monkeypatch.setattr(auto, "suite_paths", lambda device, cpu: plan)
     monkeypatch.setitem(TOLERANCE, "bf16", 1e-9)
     res = run_main(capsys, *TINY, "--auto", "--json")
     assert res.returncode == 0, res.stderr
@@ -158,7 +159,7 @@ def test_apply_runs_a_saved_choice_with_the_same_answers_as_eager():
 
 
 def test_corrupt_fastpath_file_is_a_user_error(tmp_path, monkeypatch):
-    from dlbox.errors import UserError
+    from dlbox.base.errors import UserError
 
     monkeypatch.setenv("DLBOX_HOME", str(tmp_path))
     (tmp_path / "fastpath.json").write_text("{not json")

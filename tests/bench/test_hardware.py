@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlbox.bench.hardware import CpuInfo, cpu_peak, gpu_peak, parse_cpuinfo
 from dlbox.bench.runner import suite_paths
+from dlbox.runtime.hardware import CpuInfo, cpu_peak, gpu_peak, parse_cpuinfo
 
 SAPPHIRE_RAPIDS = "\n\n".join(
     f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"

@@ -1,7 +1,7 @@
 """Every fast path against fp32 eager on a fixed batch of a fixed-seed model; unavailable paths are skips.
 
 The model is the tiny CNN (seed 0) on a fixed batch of 8 synthetic 32x32 images; the logit tolerance of each
-path (relative to the largest fp32 logit) is ``dlbox.bench.parity.TOLERANCE`` for its precision:
+path (relative to the largest fp32 logit) is ``dlbox.runtime.parity.TOLERANCE`` for its precision:
 fp32 1e-3, fp16 1e-2, bf16 5e-2, int8 1e-1.
 """
 
@@ -12,11 +12,11 @@ import sys
 import pytest
 import torch
 
-from dlbox.bench import paths
-from dlbox.bench.parity import TOLERANCE, parity
-from dlbox.bench.paths import PathSpec
+from dlbox.base.errors import UserError
 from dlbox.bench.runner import Bench, BenchConfig
-from dlbox.errors import UserError
+from dlbox.runtime import paths
+from dlbox.runtime.parity import TOLERANCE, parity
+from dlbox.runtime.paths import PathSpec
 
 FAST_PATHS = [
     PathSpec(channels_last=True),

@@ -7,9 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.textformat import parse
-from dlbox.hub.convert.caffe.wire import _enc_varint, _field, read_caffemodel, write_caffemodel
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.textformat import parse
+from dlbox.convert.caffe.wire import _enc_varint, _field, read_caffemodel, write_caffemodel
 from tests.conftest import assert_user_error, run_main
 
 TEXT = r"""
@@ -89,7 +89,7 @@ def test_truncated_caffemodel_is_one_line_error(tmp_path, capsys):
 
 
 def test_v1_prototxt_layer_types_are_understood():
-    from dlbox.hub.convert.caffe.net import CaffeNet
+    from dlbox.convert.caffe.net import CaffeNet
 
     net = CaffeNet(parse('input: "x" input_dim: 2 input_dim: 4 input_dim: 1 input_dim: 1\n'
                          'layers { name: "ip" type: INNER_PRODUCT bottom: "x" top: "y" inner_product_param { num_output: 3 } }\n'

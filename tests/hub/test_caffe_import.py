@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dlbox.hub.convert.caffe import load_net, load_pt
-from dlbox.hub.convert.caffe.net import CaffeNet
-from dlbox.hub.convert.caffe.textformat import parse, parse_file
-from dlbox.hub.convert.caffe.wire import write_caffemodel
+from dlbox.convert.caffe import load_net, load_pt
+from dlbox.convert.caffe.net import CaffeNet
+from dlbox.convert.caffe.textformat import parse, parse_file
+from dlbox.convert.caffe.wire import write_caffemodel
 from tests.conftest import assert_user_error, run_main
 
 PARITY = Path(__file__).parent / "caffe_nets" / "parity.prototxt"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.hub import catalog
 from dlbox.hub.catalog import ModelEntry, file_problems
 from tests.hub.conftest import entry_toml

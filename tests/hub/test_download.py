@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.hub import cache, catalog, fetch
 from dlbox.hub.download import add, download
 from tests.conftest import assert_user_error, fill_disk_after
@@ -286,7 +286,7 @@ def test_a_file_put_where_the_offline_error_says_is_verified_and_used(server, ex
 def test_a_full_cache_disk_is_one_line_and_keeps_what_was_downloaded(server, extra_catalog, hub_home, small_disk, monkeypatch):
     """The cache's disk fills up mid-file: one line naming the file and the free space (not three retries
     and 'connection broken'), and the bytes already there stay for the resume."""
-    from dlbox.engine.fileio import WriteError
+    from dlbox.base.fileio import WriteError
 
     disk = small_disk("1m")
     if disk is None:  # no tmpfs here: the disk fills after 600 KB, through the same write path

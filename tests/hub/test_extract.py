@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.hub.extract import extract
 from tests.hub.conftest import listdir_all, tree
 
@@ -162,3 +162,31 @@ def test_a_truncated_archive_is_a_clear_error(tmp_path):
     cut.write_bytes(arc.read_bytes()[:5000])
     with pytest.raises(UserError, match="download it again"):
         extract(cut, tmp_path / "t")
+
+
+def test_a_symlink_that_escapes_through_another_of_its_links_is_refused_before_any_write(place, tmp_path):
+    """`x -> .` is inside, `y -> x/../keep.txt` looks inside once normalised but leads out through x: refused,
+    and the members before it (a file, x itself) were not written either."""
+    work, target = place
+    arc = _tar(tmp_path / "chain2.tar.gz", [("a.txt", "file", "first"), ("x", "symlink", "."),
+                                            ("y", "symlink", "x/../keep.txt")])  # fmt: skip
+    _refused(arc, target, work, "'y'", "outside the target")
+
+
+def test_a_hard_link_to_a_member_that_is_not_a_file_writes_nothing(place, tmp_path):
+    work, target = place
+    arc = _tar(tmp_path / "hard2.tar.gz", [("a.txt", "file", "first"), ("d/", "dir", None), ("h", "hardlink", "d")])
+    _refused(arc, target, work, "hard link", "not a file in the archive")
+
+
+def test_hub_add_link_refuses_a_symlink(tmp_path, monkeypatch):
+    """--link hard-links the file given; a symbolic link would have it store whatever the link names."""
+    from dlbox.hub.download import add
+
+    monkeypatch.setenv("DLBOX_HOME", str(tmp_path / "home"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    (tmp_path / "lenet.pt").symlink_to(secret)
+    with pytest.raises(UserError, match="symbolic link"):
+        add("mnist", tmp_path / "lenet.pt", link=True)
+    assert not any(p.is_file() and p.samefile(secret) for p in (tmp_path / "home").rglob("*") if p.is_file())

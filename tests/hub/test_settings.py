@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.hub import settings
 from dlbox.hub.download import download
 

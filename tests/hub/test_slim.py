@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlbox.errors import UserError
-from dlbox.hub.convert import slim, tfbundle
+from dlbox.base.errors import UserError
+from dlbox.convert import slim, tfbundle
+from dlbox.models.weights import resolve_weights
 from tests.conftest import run_main
 from tests.hub.conftest import entry_toml, sha256
 
@@ -127,7 +128,7 @@ def test_converted_network_gives_tensorflows_logits(name, checkpoint, model_name
 
 def test_tf_same_padding_is_needed_for_parity():
     """Without the SAME twins (torchvision's symmetric padding), MobileNet's logits move well past the bar."""
-    from dlbox.hub.convert.tfsame import Conv2dSame
+    from dlbox.convert.tfsame import Conv2dSame
 
     d, x, expected = fixture("mobilenet_v1")
     state, info = slim.convert(tfbundle.read_checkpoint(d / "model.ckpt"))
@@ -143,7 +144,7 @@ def test_inception_v3_pools_need_tfs_pad_excluding_average():
     """torchvision's Inception3 averages over the padding too: without dlbox's rescaling, no parity."""
     from torchvision.models.inception import BasicConv2d
 
-    from dlbox.hub.convert.inception_v3 import PoolBranchConv
+    from dlbox.convert.inception_v3 import PoolBranchConv
 
     d, x, expected = fixture("inception_v3")
     model = slim.load_model(*slim.convert(tfbundle.read_checkpoint(d / "model.ckpt")))
@@ -158,7 +159,7 @@ def test_nasnet_reduction_pools_need_tfs_pad_excluding_average():
     """timm's stride-2 "same" average pools count their zero padding: without dlbox's pools, no parity."""
     from timm.layers.pool2d_same import AvgPool2dSame
 
-    from dlbox.hub.convert.nasnet import TfAvgPool2dSame
+    from dlbox.convert.nasnet import TfAvgPool2dSame
 
     d, x, expected = fixture("nasnet_large")
     model = slim.load_model(*slim.convert(tfbundle.read_checkpoint(d / "model.ckpt")))
@@ -264,7 +265,7 @@ def test_hub_slim_entry_is_downloaded_extracted_and_converted(server, extra_cata
                                        ("slim-nasnet_a_mobile", "no NASNet-A Mobile")])  # fmt: skip
 def test_unsupported_slim_network_is_refused_by_name_with_the_reason(name, why):
     with pytest.raises(UserError, match=f"checkpoint: converting that network is not supported .*{why}"):
-        slim.build(f"hub:{name}")
+        resolve_weights(f"hub:{name}")  # refused by name, before any download
 
 
 def test_every_slim_catalog_entry_is_either_converted_or_refused_with_a_reason():
@@ -300,8 +301,8 @@ def test_export_to_onnx_matches_pytorch(tmp_path, capsys):
 
 def test_a_run_fine_tuned_from_slim_weights_reloads_with_slims_padding(tmp_path):
     """What `classify train` saves (the Slim facts in the task state) brings back TF's padding on reload."""
+    from dlbox.convert.tfsame import Conv2dSame
     from dlbox.engine import checkpoint
-    from dlbox.hub.convert.tfsame import Conv2dSame
     from dlbox.tasks.classify import models
     from dlbox.tasks.classify.inference import load_classifier
 

@@ -1,4 +1,4 @@
-"""`--weights hub:NAME`: resolve_weights through a loopback mirror, its errors, and `dlbox classify train`
+"""`--weights hub:NAME`: dlbox.models.weights.resolve_weights through a loopback mirror, its errors, and `dlbox classify train`
 fine-tuning from weights the test serves as hub:resnet18."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlbox.errors import UserError
-from dlbox.hub import catalog, resolve_weights
+from dlbox.base.errors import UserError
+from dlbox.hub import catalog
+from dlbox.models.weights import resolve_weights
 from tests.hub.conftest import entry_toml, payload, sha256
 
 
@@ -19,9 +20,9 @@ def test_resolve_weights_fetches_from_a_mirror_and_then_uses_the_cache(server, e
     extra_catalog(entry_toml("tiny-net", [{"name": "tiny-net-0123.pth", "url": "https://example.invalid/tiny.pth",
                                            "sha256": sha256(data)}], kind="model", loader="torchvision:resnet18"))  # fmt: skip
     monkeypatch.setenv("DLBOX_MIRROR", server.url("/mirror"))
-    path = resolve_weights("hub:tiny-net")
+    path = resolve_weights("hub:tiny-net").path
     assert path.read_bytes() == data and path.name == "tiny-net-0123.pth"
-    assert resolve_weights("hub:tiny-net") == path
+    assert resolve_weights("hub:tiny-net").path == path
     assert len(server.requests) == 1  # the second call came from the cache
 
 
@@ -39,7 +40,7 @@ def test_resolve_weights_offline_names_the_file_and_where_to_put_it(monkeypatch,
     ("hub:resnt18", "did you mean 'resnet18'"),
     ("hub:mnist", "is a dataset, not model weights"),
     ("hub:slim-inception_v2", "not supported .*no Inception V2"),
-    ("resnet18", "is not a hub reference"),
+    ("resnet18", "'resnet18' does not exist"),  # not a scheme: a path
     ("hub:", "is not a hub reference"),
 ])  # fmt: skip
 def test_resolve_weights_explains_what_it_cannot_resolve(spec, fragment):

@@ -7,18 +7,17 @@ TorchScript-based exporter (no onnxscript needed) and is compared with PyTorch t
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from dlbox.engine.fileio import atomic_write
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.net import CaffeNet
-from dlbox.hub.convert.caffe.textformat import parse, parse_file
-from dlbox.hub.convert.caffe.wire import read_caffemodel
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write
+from dlbox.convert.caffe.net import CaffeNet
+from dlbox.convert.caffe.textformat import parse, parse_file
+from dlbox.convert.caffe.wire import read_caffemodel
 
 PT_FORMAT = "dlbox-caffe/1"
 
@@ -65,10 +64,9 @@ class Deploy(nn.Module):
 
 def load_pt(path: str | Path) -> CaffeNet:
     """A net written by `dlbox caffe import --out model.pt`."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 (any unpickling failure is a bad file)
-        raise UserError(f"cannot read {path}: {str(e).splitlines()[0][:160]}") from None
+    from dlbox.engine.checkpoint import read_torch_file
+
+    saved = read_torch_file(path, "net", hint="write it again with `dlbox caffe import PROTOTXT WEIGHTS --out model.pt`")
     if not isinstance(saved, dict) or saved.get("format") != PT_FORMAT:
         raise UserError(f"{path} is not a net written by `dlbox caffe import`")
     net = CaffeNet(parse(saved["prototxt"], str(path)), phases=("TEST",), shapes=saved["input_shapes"], deploy=True)
@@ -97,18 +95,19 @@ def import_model(prototxt: str | Path, weights: str | Path | None, out: str | Pa
         atomic_write(out, lambda tmp: torch.save(state, tmp))
         got = Deploy(load_pt(out))(*example)
     else:
-        import onnxruntime as ort
+        from dlbox.runtime import export as exporter
+        from dlbox.runtime.exported import load_exported
 
-        def write(tmp: str) -> None:
-            with warnings.catch_warnings():  # the graph is for the input shapes given: the tracer's notes on
-                warnings.simplefilter("ignore")  # shapes taken as constants are expected
-                torch.onnx.export(model, tuple(example), tmp, dynamo=False, input_names=model.input_names,
-                                  output_names=model.output_names, opset_version=17)  # fmt: skip
-
-        atomic_write(out, write)
-        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        feeds = {n: x.numpy() for n, x in zip(model.input_names, example, strict=True)}
-        got = [torch.from_numpy(a) for a in session.run(model.output_names, feeds)]
+        # through the one exporter (metadata of docs/export.md); the graph is for the input shapes given
+        # (Caffe's Reshape/Flatten take them as constants), so the batch stays as given too
+        shapes = net.input_shapes["TEST"]
+        meta = exporter.ExportMeta("caffe", net.net_name, [exporter.InputFacts(n, [int(d) for d in shapes[n]], "float32", "NCHW")
+                                                           for n in model.input_names], dynamic_batch=False,
+                                   extra={"prototxt": Path(prototxt).name, "layers": len(net.plans["TEST"])})  # fmt: skip
+        graph = exporter.Graph(model, tuple(example), model.input_names, model.output_names, meta)
+        exporter.export(graph, out, "onnx", check=False)
+        outputs = load_exported(out).run({n: x.numpy() for n, x in zip(model.input_names, example, strict=True)})
+        got = [torch.from_numpy(outputs[n]) for n in model.output_names]
     diff = max(float((g - r).abs().max()) for g, r in zip(got, reference, strict=True))
     return {
         "file": str(out), "format": out.suffix[1:], "net": net.net_name, "layers": len(net.plans["TEST"]),

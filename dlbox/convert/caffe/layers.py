@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.textformat import Msg
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.textformat import Msg
 
 Shape = tuple[int, ...]
 
@@ -466,7 +466,7 @@ class DataTransform(CaffeModule):
         if t.get("mean_file"):
             if self.mean:
                 raise _bad(layer, "cannot specify mean_file and mean_value at the same time", "keep one of them")
-            from dlbox.hub.convert.caffe.wire import read_blobproto
+            from dlbox.convert.caffe.wire import read_blobproto
 
             blob = torch.from_numpy(read_blobproto(t.get("mean_file")))
             self.mean_blob = blob.reshape(blob.shape[-3:]) if blob.dim() >= 3 else blob  # (C, H, W)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe import layers as L
-from dlbox.hub.convert.caffe.textformat import Msg
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe import layers as L
+from dlbox.convert.caffe.textformat import Msg
 
 Shape = tuple[int, ...]
 

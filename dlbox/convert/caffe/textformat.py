@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError, not_found
 
 _TOKEN = re.compile(
     r"""\s+|\#[^\n]*|(?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|(?P<word>[A-Za-z0-9_.+\-]+)|(?P<punct>[{}\[\]:<>,;])""",
@@ -177,7 +177,7 @@ def parse(text: str, where: str = "<prototxt>") -> Msg:
 def parse_file(path: str | Path) -> Msg:
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{str(p)!r} does not exist", "pass the path of a .prototxt file")
+        raise UserError(f"{str(p)!r} {not_found(p)}", "pass the path of a .prototxt file")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.protowire import WireError, read_varint
+from dlbox.base.errors import UserError, not_found
+from dlbox.convert.protowire import WireError, read_varint
 
 # message -> field number -> (name, kind). Field numbers are caffe.proto's.
 SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
@@ -109,7 +109,7 @@ def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
     """Layer name -> its blobs (float32 arrays), in file order."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{str(p)!r} does not exist", "pass the path of a .caffemodel file")
+        raise UserError(f"{str(p)!r} {not_found(p)}", "pass the path of a .caffemodel file")
     try:
         net = decode(p.read_bytes())
         layers = net.get("layer", []) + net.get("layers", [])
@@ -183,7 +183,7 @@ def read_blobproto(path: str | Path) -> np.ndarray:
 
 
 def write_caffemodel(path: str | Path, name: str, layers: list[tuple[str, str, list[np.ndarray]]]) -> None:
-    from dlbox.engine.fileio import atomic_write
+    from dlbox.base.fileio import atomic_write
 
     data = encode_net(name, layers)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
