@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import os
 import sys
 import types
 import typing
@@ -34,18 +35,15 @@ class Bounded:
         self.__name__ = kind.__name__  # argparse names the type in its messages
 
     def __call__(self, text: str):
-        import math
-
-        from dlbox.config import BOUNDS, bounds_text
+        from dlbox.config import range_problem
 
         try:
             value = self.kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if self.kind is int else 'a number'}, got {text!r}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if any(not ok(value, self.bounds[k]) for k, (_, ok) in BOUNDS.items() if k in self.bounds):
-            raise argparse.ArgumentTypeError(f"must be {bounds_text(self.bounds)}, got {text}")
+        problem = range_problem(value, self.bounds)  # the same check as a config field's
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
         return value
 
 
@@ -91,22 +89,47 @@ def add_config_options(p: argparse.ArgumentParser, cls, title: str) -> None:
         text = f.metadata.get("help", "")
         kw["help"] = text if default is None or "default" in text else f"{text} (default: {default})"
         group.add_argument(flag(f.name), **kw)
+        if f.metadata.get("output") is not None:
+            _declare(p, f.name, f.metadata["output"], flag(f.name), default)
     # The config class lets tests walk every option of every command; the path names the resume command.
     p.set_defaults(config_cls=cls, command_path=p.prog)
+    _declare(p)
 
 
 def config_from_args(cls, args: argparse.Namespace):
-    """Defaults < --config FILE < the saved config of --resume RUN < options typed on the command line."""
-    from dlbox.config import from_dict, load_yaml
+    """Defaults < --config FILE < the saved config of --resume RUN < options typed on the command line
+    (``dlbox.config.resolve``, the one config builder)."""
+    from dlbox.config import load_yaml, resolve
     from dlbox.engine import checkpoint
 
     names = {f.name for f in dataclasses.fields(cls)}
     typed = {k: v for k, v in vars(args).items() if k in names and v is not None}
     data: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
-    if typed.get("resume"):
-        data.update(checkpoint.saved_config(typed["resume"]))
-    data.update(typed)
-    return from_dict(cls, data)
+    explicit = set(data) | set(typed)  # typed or in --config: these win over a cluster's environment
+    saved = checkpoint.saved_config(typed["resume"]) if typed.get("resume") else None
+    _check_same_task(saved, names, typed.get("resume"), args)
+    cfg = resolve(cls, typed, data, saved)
+    try:
+        cfg._typed = frozenset(explicit)  # read by dlbox.engine.cluster.explicit_fields
+    except AttributeError:  # a config with __slots__
+        pass
+    return cfg
+
+
+def _check_same_task(saved: dict | None, names: set[str], resume: str | None, args: argparse.Namespace) -> None:
+    """A run of another task given to --resume (a classify run to `detect train`) is said to be one, not
+    reported as an unknown config key of this command."""
+    foreign = sorted(k for k in (saved or {}) if k not in names)
+    if not foreign:
+        return
+    from dlbox.base.errors import UserError
+    from dlbox.engine import checkpoint
+
+    run = checkpoint.run_dir_of(checkpoint.resolve(resume))
+    raise UserError(f"--resume {resume}: that run belongs to another task (its config has "
+                    f"{', '.join(map(repr, foreign[:3]))}, which `{getattr(args, 'command_path', 'this command')}` "
+                    "does not know)", f"resume it with its own task's train command, e.g. `dlbox {run.parent.name} "
+                    f"train --resume {run}`")  # fmt: skip
 
 
 def emit(args: argparse.Namespace, result: Any, render) -> None:
@@ -116,8 +139,8 @@ def emit(args: argparse.Namespace, result: Any, render) -> None:
         print(render(result))
 
 
-def add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout (nothing else there)")
+def add_json(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    p.add_argument("--json", action="store_true", help=help or "print one JSON document on stdout (nothing else there)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +150,9 @@ class Command:
     result that --json prints, or None for nothing to print; ``render(result)`` (or ``render(result, cfg)``) is
     the human output; ``exit_code(result)`` the status (default 0). A training command sets ``train`` to the title
     of its options group: its options come from ``add_config_options`` and its config from ``config_from_args``
-    (``--config FILE`` and ``--resume`` merged)."""
+    (``--config FILE`` and ``--resume`` merged). ``run`` may take a parameter ``as_json`` (whether --json was
+    given). A command that prints as it goes (a server's address, a live watch) sets ``streams``: its
+    ``run(cfg, as_json)`` prints and returns the exit status; ``json_help`` then says what --json prints."""
 
     name: str
     help: str
@@ -138,6 +163,8 @@ class Command:
     exit_code: Callable[[Any], int] | None = None
     description: str | None = None
     train: str | None = None
+    streams: bool = False
+    json_help: str | None = None
 
 
 def register_commands(sub, commands: Sequence[Command | Callable[[Any], None]]) -> dict[str, Parser]:
@@ -149,7 +176,7 @@ def register_commands(sub, commands: Sequence[Command | Callable[[Any], None]]) 
             c(sub)
             continue
         p = command(sub, c.name, c.help, c.example, c.description)
-        add_json(p)
+        add_json(p, c.json_help)
         if c.train:
             p.add_argument("--config", help="a YAML file of options (typed options win)")
             add_config_options(p, c.config, title=c.train)
@@ -157,7 +184,8 @@ def register_commands(sub, commands: Sequence[Command | Callable[[Any], None]]) 
             add_fields(p, c.config)
         # config_cls: the class --config FILE fills (tests walk it for every numeric option's range)
         config_cls = c.config if c.train else _section(c.config) or c.config
-        p.set_defaults(func=lambda args, c=c: run_command(c, args), config_cls=config_cls, command_path=p.prog)
+        p.set_defaults(func=lambda args, c=c: run_command(c, args), config_cls=config_cls, command_path=p.prog,
+                       spec=c)  # fmt: skip
         parsers[c.name] = p
     return parsers
 
@@ -183,12 +211,22 @@ def group(name: str, help: str, example: str, commands: Sequence[Command | Calla
 
 def run_command(c: Command, args: argparse.Namespace) -> int:
     cfg = config_from_args(c.config, args) if c.train else fields_from_args(c.config, args)
-    result = c.run(cfg)
+    as_json = bool(getattr(args, "json", False))
+    result = c.run(cfg, as_json=as_json) if _takes_json(c.run) else c.run(cfg)
+    if c.streams:  # it printed as it went; the result is the exit status
+        return result or 0
     if result is None:  # e.g. a DDP worker that is not rank 0: that one reports
         return 0
     takes_cfg = _positional_params(c.render) >= 2
     emit(args, result, (lambda r: c.render(r, cfg)) if takes_cfg else c.render)
     return c.exit_code(result) if c.exit_code else 0
+
+
+def _takes_json(fn) -> bool:
+    try:
+        return "as_json" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _positional_params(fn) -> int:
@@ -234,6 +272,54 @@ def add_fields(p: argparse.ArgumentParser, cls) -> None:
             p.add_argument(f.name, **kw, **({} if required else {"default": default}))
         else:
             p.add_argument(meta.get("flag") or flag(f.name), dest=f.name, required=required, default=default, **kw)
+        if meta.get("output") is not None:
+            _declare(p, f.name, meta["output"], f.name.upper() if meta.get("positional") else
+                     meta.get("flag") or flag(f.name), default)  # fmt: skip
+    _declare(p)
+
+
+def _declare(p: argparse.ArgumentParser, dest: str | None = None, kind: str | None = None, label: str | None = None,
+             default: Any = None) -> None:
+    """Record on the parser that option ``dest`` names a ``kind`` ("file"/"dir") the command writes (its
+    ``outputs`` default, checked by ``check_outputs`` before the command runs). Without ``dest``: mark the
+    command as having declared its outputs (possibly none)."""
+    outputs = list(p.get_default("outputs") or [])
+    if kind is False:  # a path-like option that is only read
+        p.set_defaults(not_outputs=[*(p.get_default("not_outputs") or []), dest])
+    elif dest is not None:
+        if kind not in ("file", "dir"):
+            raise ValueError(f"output of {dest!r} must be 'file' or 'dir', got {kind!r}")
+        outputs = [o for o in outputs if o[0] != dest] + [(dest, kind, label or flag(dest), default)]
+    p.set_defaults(outputs=outputs)
+
+
+def declare_outputs(p: argparse.ArgumentParser, **kinds: str) -> None:
+    """For a hand-written parser: ``declare_outputs(p, out="file", runs_dir="dir")`` (argparse dests), after the
+    arguments are added; ``declare_outputs(p)``: the command writes nothing a user names; ``runs_dir=False``:
+    that path-like option is read, not written."""
+    actions = {a.dest: a for a in p._actions}
+    for dest, kind in kinds.items():
+        a = actions[dest]
+        _declare(p, dest, kind, a.option_strings[0] if a.option_strings else (a.metavar or dest.upper()), a.default)
+    _declare(p)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output the command declared, checked before its function runs (``dlbox.base.outputs``). An option
+    left out (None) is checked at its default, unless a run is resumed (its saved config decides)."""
+    from dlbox.base.outputs import check_output
+
+    for dest, kind, label, default in getattr(args, "outputs", None) or ():
+        value = getattr(args, dest, None)
+        if value is None:
+            if getattr(args, "resume", None):
+                continue
+            value = default
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                check_output(v, kind, label)
+        elif isinstance(value, (str, os.PathLike)):
+            check_output(value, kind, label)
 
 
 def _shape(tp) -> tuple[Any, tuple | None, bool]:
@@ -252,9 +338,12 @@ def _shape(tp) -> tuple[Any, tuple | None, bool]:
 def fields_from_args(cls, args: argparse.Namespace):
     """The config of a declared command from its parsed arguments (ranges and choices were checked by argparse);
     its ``validate()``, if any, refuses combinations before any work starts."""
+    from dlbox.config import check_ranges
+
     hints = typing.get_type_hints(cls)
     cfg = cls(**{f.name: config_from_args(hints[f.name], args) if "section" in f.metadata else getattr(args, f.name)
                  for f in dataclasses.fields(cls)})  # fmt: skip
+    check_ranges(cfg)  # argparse checked the typed values; this checks the defaults too (the one range check)
     if hasattr(cfg, "validate"):
         cfg.validate()
     return cfg
@@ -269,6 +358,7 @@ def lazy(ref: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
     fn.__qualname__ = fn.__name__ = ref
+    fn.ref = ref  # tests/test_cli.py resolves every one
     return fn
 
 
@@ -283,4 +373,5 @@ def call(ref: str, **renamed: str) -> Callable[[Any], Any]:
             kwargs[param] = kwargs.pop(name)
         return target(**kwargs)
 
+    run.ref = ref
     return run

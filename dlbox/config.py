@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from dlbox.errors import UserError, close_matches
+from dlbox.base.errors import UserError, close_matches, not_found
 
 C = TypeVar("C")
 
@@ -26,7 +26,8 @@ REQUIRED: Any = dataclasses.MISSING  # ``opt(REQUIRED, help)``: an option the co
 
 def opt(default: Any, help: str | None, *, ge: float | None = None, gt: float | None = None,
         le: float | None = None, lt: float | None = None, flag: str | None = None, metavar: str | None = None,
-        nargs: str | None = None, action: str | None = None, const: Any = None, choices: Any = None):
+        nargs: str | None = None, action: str | None = None, const: Any = None, choices: Any = None,
+        output: str | bool | None = None):
     """A dataclass field with its --help text (read by the CLI) and, for numbers, its range.
 
     Every int or float option declares a range (``ge``/``gt``/``le``/``lt``): values outside it, and NaN or
@@ -34,9 +35,12 @@ def opt(default: Any, help: str | None, *, ge: float | None = None, gt: float | 
     shape the option of a declared command (``dlbox.cliutil.Command``) where its type does not say it all:
     ``flag`` when it is not ``--field-name``, argparse's ``metavar``, ``nargs`` (``list[str]`` is ``+``),
     ``action="append"`` for a repeatable option (``"store_const"`` with ``const``: a shorthand that sets the
-    option of the same name, e.g. ``--t2s`` for ``--opencc t2s``), ``choices`` when they are not a ``Literal``."""
+    option of the same name, e.g. ``--t2s`` for ``--opencc t2s``), ``choices`` when they are not a ``Literal``.
+    ``output="file"`` or ``"dir"``: the option names something the command writes; it is checked before the
+    command runs (``dlbox.base.outputs.check_output``). ``output=False``: a path-like name that is not written."""
     meta = {"help": help, **{k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
-    cli = {"flag": flag, "metavar": metavar, "nargs": nargs, "action": action, "const": const, "choices": choices}
+    cli = {"flag": flag, "metavar": metavar, "nargs": nargs, "action": action, "const": const, "choices": choices,
+           "output": output}  # fmt: skip
     return _field(default, {**meta, **{k: v for k, v in cli.items() if v is not None}})
 
 
@@ -46,10 +50,10 @@ class NoOptions:
 
 
 def positional(help: str | None = None, *, default: Any = REQUIRED, nargs: str | None = None,
-               metavar: str | None = None, choices: Any = None):
+               metavar: str | None = None, choices: Any = None, output: str | bool | None = None):
     """A positional argument of a declared command: ``list[str]`` takes one or more (``nargs="+"``),
     ``nargs="?"`` or ``"*"`` with a default makes it optional."""
-    cli = {"nargs": nargs, "metavar": metavar, "choices": choices}
+    cli = {"nargs": nargs, "metavar": metavar, "choices": choices, "output": output}
     return _field(default, {"help": help, "positional": True, **{k: v for k, v in cli.items() if v is not None}})
 
 
@@ -74,20 +78,35 @@ BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
 
 def bounds_text(meta) -> str:
     """'> 0', '>= 1 and <= 65535', ... ('' when the field declares no range)."""
-    return " and ".join(f"{sym} {meta[k]:g}" for k, (sym, _) in BOUNDS.items() if k in meta)
+    def num(v) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
+    return " and ".join(f"{sym} {num(meta[k])}" for k, (sym, _) in BOUNDS.items() if k in meta)
+
+
+def range_problem(value: Any, meta) -> str | None:
+    """The one range check (config fields and argparse ``number`` types alike): what ``value`` must be when it is
+    NaN, infinite or outside the declared range ("must be >= 1 and <= 10"), None when it is fine."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if any(k in meta and not ok(value, meta[k]) for k, (_, ok) in BOUNDS.items()):
+        return f"must be {bounds_text(meta)}"
+    return None
 
 
 def check_range(name: str, value: Any, meta, default: Any = None) -> None:
     """Refuse a number outside the field's declared range, and a float that is NaN or infinite."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    problem = range_problem(value, meta)
+    if problem is None:
         return
     flag = "--" + name.replace("_", "-")
     rng = bounds_text(meta)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{flag} must be a finite number, got {value}", f"use a value {rng}" if rng else None)
-    if any(k in meta and not ok(value, meta[k]) for k, (_, ok) in BOUNDS.items()):
-        good = f"e.g. {flag} {default:g} (the default)" if isinstance(default, (int, float)) else f"use a value {rng}"
-        raise UserError(f"{flag} must be {rng}, got {value:g}", good)
+    if problem == "must be a finite number":
+        raise UserError(f"{flag} {problem}, got {value}", f"use a value {rng}" if rng else None)
+    good = f"e.g. {flag} {default:g} (the default)" if isinstance(default, (int, float)) else f"use a value {rng}"
+    raise UserError(f"{flag} {problem}, got {value:g}", good)
 
 
 def check_ranges(cfg) -> None:
@@ -125,7 +144,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{name}: expected a list, got {value!r}")
+            raise UserError(f"{name}: expected a list, got {value!r}", "write it as a YAML list, e.g. [a, b]")
         (item,) = typing.get_args(tp)[:1] or (Any,)
         return [_coerce(name, v, item) for v in value]
     if tp is Any:
@@ -133,7 +152,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise UserError(f"{name}: expected true or false, got {value!r}")
+        raise UserError(f"{name}: expected true or false, got {value!r}", "write true or false")
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
@@ -141,7 +160,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if tp is str and isinstance(value, str):
         return value
     if tp in (int, float, str):
-        raise UserError(f"{name}: expected {tp.__name__}, got {value!r}")
+        raise UserError(f"{name}: expected {tp.__name__}, got {value!r}", "check the value's type in the config file (see the command's --help)")
     return value
 
 
@@ -164,19 +183,22 @@ def from_dict(cls: type[C], data: dict[str, Any], *, base: C | None = None) -> C
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"config file {str(p)!r} does not exist", "check the path given to --config")
+        raise UserError(f"config file {str(p)!r} {not_found(p)}", "check the path given to --config")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise UserError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}", "check the indentation and quoting near that line") from None
     if not isinstance(data, dict):
-        raise UserError(f"config file {str(p)!r} must hold a mapping of keys to values")
+        raise UserError(f"config file {str(p)!r} must hold a mapping of keys to values", "write one 'key: value' per line, e.g. 'epochs: 3'")
     return data
 
 
-def resolve(cls: type[C], cli: dict[str, Any], config_file: str | None = None) -> C:
-    """Defaults < YAML file < explicit command-line options (those not None)."""
-    data = load_yaml(config_file) if config_file else {}
+def resolve(cls: type[C], cli: dict[str, Any], config_file: str | Path | dict[str, Any] | None = None,
+            saved: dict[str, Any] | None = None) -> C:
+    """The one config builder: defaults < YAML file (a path, or its contents) < ``saved`` (the config of a run
+    being resumed) < explicit command-line options (those not None)."""
+    data = dict(config_file) if isinstance(config_file, dict) else load_yaml(config_file) if config_file else {}
+    data.update(saved or {})
     data.update({k: v for k, v in cli.items() if v is not None and k in _field_types(cls)})
     return from_dict(cls, data)
 
@@ -186,7 +208,7 @@ def to_dict(cfg) -> dict[str, Any]:
 
 
 def save_yaml(cfg_or_dict, path: str | Path) -> None:
-    from dlbox.engine.fileio import atomic_write_text
+    from dlbox.base.fileio import atomic_write_text
 
     data = cfg_or_dict if isinstance(cfg_or_dict, dict) else to_dict(cfg_or_dict)
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

@@ -7,11 +7,15 @@ through ONNX. Each step prints its result; the whole tour takes a few minutes on
 
 from __future__ import annotations
 
+import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from dlbox.cliutil import add_json, command, emit
-from dlbox.engine.progress import log
+from dlbox.base.progress import log
+from dlbox.cliutil import Command, register_commands
+from dlbox.config import opt
 
 DEMO_TRAIN = {"model": "googlenet", "img_size": 32, "epochs": 6, "batch_size": 32, "lr": 2e-3, "augment": "none"}
 
@@ -69,17 +73,24 @@ def run_demo(runs_dir: str = "runs", quiet_json: bool = False, frameworks: str =
     return out
 
 
-def cmd_demo(args) -> int:
-    result = run_demo(runs_dir=args.runs_dir or "runs", quiet_json=args.json, frameworks=args.framework)
-    if args.json:
-        emit(args, result, str)
+@dataclass(kw_only=True)
+class DemoArgs:
+    runs_dir: str | None = opt(None, "where runs and the sample data go (default: runs)", output="dir")
+    framework: Literal["all", "torch", "keras", "tensorflow", "caffe"] = opt(
+        "all", "frameworks for the integrity step (default: all)")  # fmt: skip
+
+
+def demo(c: DemoArgs, as_json: bool) -> int:
+    """The tour; each step prints as it goes (on stderr with --json, then the whole result as one document)."""
+    result = run_demo(runs_dir=c.runs_dir or "runs", quiet_json=as_json, frameworks=c.framework)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
     return 0
 
 
+DEMO = Command("demo", "the main job: environment, integrity test, then a classification tour", "dlbox demo",
+               DemoArgs, demo, streams=True)
+
+
 def register(sub) -> None:
-    p = command(sub, "demo", "the main job: environment, integrity test, then a classification tour", "dlbox demo")
-    add_json(p)
-    p.add_argument("--runs-dir", default=None, help="where runs and the sample data go (default: runs)")
-    p.add_argument("--framework", default="all", choices=["all", "torch", "keras", "tensorflow", "caffe"],
-                   help="frameworks for the integrity step (default: all)")  # fmt: skip
-    p.set_defaults(func=cmd_demo)
+    register_commands(sub, [DEMO])

@@ -48,6 +48,8 @@ def recalibrate_bn(model: nn.Module, batches, ctx: DistContext | None = None, ma
         m.train()
     n = 0
     for x in batches:
+        if isinstance(x, torch.Tensor) and len(x) < 2:
+            continue  # one sample: BatchNorm in train mode has no variance to measure (it would raise)
         model(x)
         n += 1
         if max_batches is not None and n >= max_batches:

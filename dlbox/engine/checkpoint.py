@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from dlbox.engine.fileio import atomic_write
-from dlbox.errors import CheckpointError
+from dlbox.base.errors import CheckpointError
+from dlbox.base.fileio import atomic_write
 
 FORMAT = "dlbox.checkpoint"
 VERSION = 1
@@ -55,27 +55,84 @@ def previous_of(path: str | Path) -> Path:
     return path.with_name(path.stem + ".prev" + path.suffix)
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a dlbox checkpoint; truncated, foreign or unsafe files raise CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist", "check the path or run directory")
-    prev = previous_of(path)
-    fallback = f"; the previous good checkpoint is kept at {prev}" if prev.is_file() else ""
+# What a file that is not a PyTorch file is, by its first bytes (named in the error instead of torch's).
+MAGIC = [(b"RIFF", "a WAV/RIFF audio file"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+         (b"\x93NUMPY", "a NumPy .npy array"), (b"\x08\x01\x12", "an ONNX model"), (b"ID3", "an MP3 file"),
+         (b"fLaC", "a FLAC file"), (b"\x1f\x8b", "a gzip archive"), (b"%PDF", "a PDF")]  # fmt: skip
+
+
+def sniff(path: str | Path) -> str | None:
+    """What the file at ``path`` looks like when it is plainly not a PyTorch file (zip or pickle), else None."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is truncated or corrupt ({msg[:120]}){fallback}",
-            f"resume from the previous one with --resume {prev}" if fallback else "train again or use another file",
-        ) from None
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK") or head[:1] == b"\x80":  # torch's zip format, or a legacy pickle
+        return None
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            return what
+    if b"\x00" in head:
+        return None
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return None
+
+
+def read_torch_file(path: str | Path, what: str = "checkpoint", map_location: str | torch.device = "cpu",
+                    hint: str = "train again or use another file") -> Any:
+    """``torch.load(path, weights_only=True)`` with every way it fails on a damaged or foreign file (truncated
+    zip, short read, garbage, a text or WAV file, a pickle of objects) as one CheckpointError line naming the
+    file; ``what`` names it ("checkpoint", "weights")."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {str(path)!r} is a folder, not a file", "pass the file (e.g. checkpoints/last.pt)")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {str(path)!r} does not exist", "check the path or run directory")
+    kind = sniff(path)
+    if kind is not None:
+        raise CheckpointError(f"{what} {str(path)!r} is {kind}, not a PyTorch file", hint)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # garbage the unpickler cannot read (an unknown opcode), a cut file
+            raise _Damaged(f"{what} {str(path)!r} is truncated, corrupt or not a PyTorch file", hint) from None
         raise CheckpointError(
-            f"checkpoint {str(path)!r} holds objects that are not plain tensors and values; refused for safety "
+            f"{what} {str(path)!r} holds objects that are not plain tensors and values; refused for safety "
             f"({str(e).splitlines()[0][:100]})",
             "load only files you trust; convert them to a state dict or safetensors",
         ) from None
+    except MemoryError:
+        raise CheckpointError(f"{what} {str(path)!r} is corrupt (it asks for more memory than there is)", hint) from None
+    except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, UnicodeDecodeError, OverflowError, ImportError) as e:  # fmt: skip
+        # torch fails on a damaged file in many ways: RuntimeError from its zip reader, OSError(EINVAL) from a
+        # short read, KeyError/IndexError from the unpickler reading garbage
+        msg = "it ends early" if isinstance(e, OSError) else (str(e).splitlines() or [""])[0] or type(e).__name__
+        raise _Damaged(f"{what} {str(path)!r} is truncated or corrupt ({msg[:120]})", hint) from None
+
+
+class _Damaged(CheckpointError):
+    pass
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a dlbox checkpoint; truncated, foreign or unsafe files raise CheckpointError."""
+    path = Path(path)
+    if not path.is_file() and not path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist", "check the path or run directory")
+    prev = previous_of(path)
+    fallback = f"; the previous good checkpoint is kept at {prev}" if prev.is_file() else ""
+    hint = f"resume from the previous one with --resume {prev}" if fallback else "train again or use another file"
+    try:
+        state = read_torch_file(path, "checkpoint", map_location, hint)
+    except _Damaged as e:
+        raise CheckpointError(f"{e.message}{fallback}", e.hint) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{str(path)!r} is not a dlbox checkpoint",

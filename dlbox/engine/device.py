@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 
 def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:

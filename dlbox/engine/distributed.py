@@ -16,6 +16,7 @@ import contextlib
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import tempfile
@@ -28,9 +29,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from dlbox.base.errors import UserError
 from dlbox.engine.config import EngineConfig
 from dlbox.engine.device import physical_cores, resolve_device
-from dlbox.errors import UserError
 
 
 @dataclass
@@ -66,8 +67,23 @@ def setup(device_spec: str, timeout_s: float | None = None) -> DistContext:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         timeout = timedelta(seconds=timeout_s) if timeout_s else None
-        dist.init_process_group(backend=backend, timeout=timeout, device_id=device if device.type == "cuda" else None)
+        try:
+            dist.init_process_group(backend=backend, timeout=timeout,
+                                    device_id=device if device.type == "cuda" else None)  # fmt: skip
+        except (dist.DistError, RuntimeError, TimeoutError) as e:
+            raise rendezvous_error(e, os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?"),
+                                   timeout_s) from None  # fmt: skip
     return DistContext(rank, local_rank, world, local_world, device)
+
+
+def rendezvous_error(e: BaseException, addr: str, port: str | int, timeout_s: float | None) -> UserError:
+    """A rendezvous that could not be reached (or formed) as one line naming the address and port tried."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    within = f" within {timeout_s:g} s (--dist-timeout)" if timeout_s else ""
+    return UserError(f"cannot reach the rendezvous at {addr}:{port}{within}: {first}",
+                     "check that the rank-0 node is running with the same --master-addr/--master-port and "
+                     "--nnodes, that the port is open between the nodes, and --iface on machines with several "
+                     "networks")  # fmt: skip
 
 
 def teardown(clean: bool = True) -> None:
@@ -122,6 +138,17 @@ def any_ranks(flags: list[bool], ctx: DistContext) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
+def agree_signal(signum: int | None, ctx: DistContext) -> int | None:
+    """The stop signal one of the ranks received (the highest number), on every rank: a job stopped because
+    one process got SLURM's SIGUSR1 or an eviction's SIGTERM exits with that code everywhere."""
+    if not ctx.distributed:
+        return signum
+    dev = ctx.device if ctx.device.type == "cuda" else torch.device("cpu")
+    t = torch.tensor([signum or 0], device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item()) or None
+
+
 def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     if not ctx.distributed:
         return [obj]
@@ -138,6 +165,7 @@ def broadcast_object(obj: Any, ctx: DistContext) -> Any:
     return box[0]
 
 
+CLUSTER = "DLBOX_CLUSTER"  # env var: the cluster kind prepare() found (SLURM, PyTorchJob, TrainJob)
 JOB_FILE = "DLBOX_JOB_FILE"  # env var: where global rank 0 notes the run directory of this job
 
 
@@ -150,7 +178,7 @@ def note_run_dir(run_dir: str | Path) -> None:
     """Global rank 0: tell a restarted group (and the launcher's failure report) which run this job is."""
     path = os.environ.get(JOB_FILE)
     if path:
-        from dlbox.engine.fileio import atomic_write_text
+        from dlbox.base.fileio import atomic_write_text
 
         atomic_write_text(path, json.dumps({"run_dir": str(Path(run_dir).resolve())}))
 
@@ -163,7 +191,7 @@ def noted_run_dir(path: str | None = None) -> Path | None:
         return None
 
 
-def _torchrun_argv(cfg: EngineConfig) -> list[str]:
+def _torchrun_argv(cfg: EngineConfig, local_addr: str | None = None) -> list[str]:
     argv = ["--nproc-per-node", str(cfg.nproc_per_node), "--max-restarts", str(cfg.max_restarts),
             "--monitor-interval", "0.5"]  # fmt: skip
     if cfg.nnodes == 1:
@@ -173,7 +201,11 @@ def _torchrun_argv(cfg: EngineConfig) -> list[str]:
         argv += [
             "--nnodes", str(cfg.nnodes), "--node-rank", str(cfg.node_rank),
             "--master-addr", cfg.master_addr, "--master-port", str(cfg.master_port),
+            # the static rendezvous waits this long for the master's store (torch's default: 600 s)
+            "--rdzv-conf", f"timeout={max(1, math.ceil(cfg.dist_timeout))}",
         ]  # fmt: skip
+        if local_addr:
+            argv += ["--local-addr", local_addr]  # this node's address on the way to the master
     return argv
 
 
@@ -185,6 +217,17 @@ class JobFailed(UserError):
     def __init__(self, message: str, hint: str | None, run_dir: str | None):
         super().__init__(message, hint)
         self.run_dir = run_dir
+
+
+class Stopped(UserError):
+    """The launcher was signalled (SIGTERM: a pod evicted, a job cancelled); it passed the signal on to its
+    workers, which saved a checkpoint. Exits 128 + the signal, the code a scheduler retries."""
+
+    def __init__(self, signum: int, checkpoint: str):
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}; {checkpoint}",
+                         "a restarted job with the same --name (or --resume RUN_DIR) continues it")  # fmt: skip
+        self.exit_code = 128 + signum
 
 
 def _how(exitcode: int) -> str:
@@ -222,6 +265,11 @@ def _error_message(data: Any) -> str:
     return str(msg)
 
 
+def _is_rendezvous_failure(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return any(w in text for w in ("rendezvous", "timed out", "timeout", "connect", "store"))
+
+
 def failure_report(e: Exception, cfg: EngineConfig, run_dir: Path | None) -> JobFailed:
     """elastic's ChildFailedError as one line: which rank died and how, and what there is to resume."""
     failures = getattr(e, "failures", None) or {}
@@ -237,6 +285,13 @@ def failure_report(e: Exception, cfg: EngineConfig, run_dir: Path | None) -> Job
         if "timed out" in detail.lower():  # this rank is the one that waited, not the one that hung
             who = f"a peer of rank {rank} stopped answering for {cfg.dist_timeout:g} s (--dist-timeout)"
         head = f"distributed run failed{tries}: {who}{detail}"
+    elif cfg.nnodes > 1 and _is_rendezvous_failure(e):
+        if cfg.node_rank > 0:
+            return rendezvous_error(e, cfg.master_addr, cfg.master_port, cfg.dist_timeout)
+        return UserError(f"the other {cfg.nnodes - 1} node(s) did not join the rendezvous at {cfg.master_addr}:"
+                         f"{cfg.master_port} within {cfg.dist_timeout:g} s (--dist-timeout)",
+                         "start every node with the same --nnodes, --master-addr and --master-port; check that "
+                         "the port is reachable from them")  # fmt: skip
     else:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         head = f"distributed run failed ({type(e).__name__}: {first[:200]})"
@@ -249,7 +304,7 @@ def failure_report(e: Exception, cfg: EngineConfig, run_dir: Path | None) -> Job
     return JobFailed(f"{head}; {ckpt}", hint, str(run_dir) if run_dir is not None and "epoch" in ckpt else None)
 
 
-def launch(cfg: EngineConfig, fn, *args) -> dict[int, Any]:
+def launch(cfg: EngineConfig, fn, *args, local_addr: str | None = None) -> dict[int, Any]:
     """Run ``fn(*args)`` in ``nproc_per_node`` processes on this node; return {global rank: return value}.
 
     ``fn`` must be importable (module level): the workers are spawned, not forked.
@@ -259,7 +314,7 @@ def launch(cfg: EngineConfig, fn, *args) -> dict[int, Any]:
 
     # torchrun would set OMP_NUM_THREADS=1 for every worker; share the physical cores instead.
     threads = getattr(cfg, "threads", None) or max(1, physical_cores() // cfg.nproc_per_node)
-    launch_cfg, _, _ = config_from_args(parse_args([*_torchrun_argv(cfg), "dlbox-worker"]))
+    launch_cfg, _, _ = config_from_args(parse_args([*_torchrun_argv(cfg, local_addr), "dlbox-worker"]))
     job_dir = tempfile.mkdtemp(prefix="dlbox-job-")
     env = {
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)),
@@ -281,6 +336,9 @@ def launch(cfg: EngineConfig, fn, *args) -> dict[int, Any]:
         with _environ(env):  # the workers inherit these; the caller's process gets its environment back
             return elastic_launch(launch_cfg, entrypoint=fn)(*args)
     except Exception as e:  # ChildFailedError and rendezvous errors carry a long report; keep one line
+        sig = getattr(e, "sigval", None)  # elastic's SignalException: this launcher got SIGTERM (an eviction)
+        if sig is not None:
+            raise Stopped(int(sig), _newest_checkpoint(noted_run_dir(env[JOB_FILE]))) from None
         raise failure_report(e, cfg, noted_run_dir(env[JOB_FILE])) from None
     finally:
         for q, level in zip(quiet, levels, strict=True):
@@ -306,8 +364,10 @@ def _environ(values: dict[str, str]):
 
 def _worker_entry(fn, *args):
     """Runs in each spawned worker: user errors and interruptions come back as values, not tracebacks."""
-    from dlbox.engine.signals import Interrupted
+    from dlbox.engine.signals import Interrupted, catch_early
 
+    if os.environ.get(CLUSTER):
+        catch_early()
     try:
         return fn(*args)
     except UserError as e:
@@ -319,14 +379,19 @@ def _worker_entry(fn, *args):
 def run(cfg: EngineConfig, fn, *args) -> Any:
     """``fn(*args)`` here, or in the processes ``cfg`` asks for; returns global rank 0's value
     (None on a node that does not hold rank 0)."""
+    if not launched_by_torchrun():
+        new = prepare(cfg)
+        args = tuple(new if a is cfg else a for a in args)  # the worker gets the options the cluster implies
+        cfg = new
     if not cfg.launches_processes or launched_by_torchrun():
         return fn(*args)
-    from dlbox.engine.fileio import WriteError
+    from dlbox.base.errors import CheckpointError
+    from dlbox.base.fileio import WriteError
     from dlbox.engine.signals import Interrupted
-    from dlbox.errors import CheckpointError
 
     kinds = {"CheckpointError": CheckpointError, "WriteError": WriteError}
-    results = launch(cfg, _worker_entry, fn, *args)
+    local_addr = getattr(cfg, "_local_addr", None)
+    results = launch(cfg, _worker_entry, fn, *args, local_addr=local_addr)
     for value in results.values():
         if isinstance(value, dict) and "__dlbox_error__" in value:
             kind, message, hint = value["__dlbox_error__"]
@@ -334,3 +399,38 @@ def run(cfg: EngineConfig, fn, *args) -> Any:
         if isinstance(value, dict) and "__dlbox_interrupted__" in value:
             raise Interrupted(*value["__dlbox_interrupted__"])
     return results.get(0)
+
+
+def prepare(cfg: EngineConfig) -> EngineConfig:
+    """Before any process is started: the options a cluster implies (SLURM, a PyTorchJob/TrainJob pod; see
+    ``dlbox.engine.cluster``; typed options win), the network interface toward the master (--iface,
+    GLOO_SOCKET_IFNAME/NCCL_SOCKET_IFNAME, or the one that reaches it), and the stop signals held from now on."""
+    from dlbox.engine import cluster, signals
+
+    env = cluster.detect()
+    if env is not None:
+        cfg = cluster.apply(cfg, env)
+        os.environ[CLUSTER] = env.kind  # the workers this process starts hold the stop signals early too
+        signals.catch_early()  # a scheduler's SIGUSR1/SIGTERM while starting up still ends in a checkpoint
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.nnodes > 1 or world > 1 and os.environ.get("MASTER_ADDR") not in (None, "127.0.0.1", "localhost"):
+        addr = os.environ.get("MASTER_ADDR") if launched_by_torchrun() else cfg.master_addr
+        port = int(os.environ.get("MASTER_PORT") or cfg.master_port)
+        name, local = cluster.choose_interface(getattr(cfg, "iface", None), addr, port)
+        _set_local_addr(cfg, local)
+        if env is None or int(os.environ.get("LOCAL_RANK", "0")) == 0:
+            from dlbox.base.progress import log
+
+            log(f"network: interface {name or '?'} ({local or '?'}) toward the master {addr}:{port}")
+    elif getattr(cfg, "iface", None):
+        cluster.choose_interface(cfg.iface, cfg.master_addr, cfg.master_port)
+    if env is not None and cfg.launches_processes and not launched_by_torchrun():
+        signals.ignore_in_launcher()  # the local workers take SLURM's SIGUSR1 and report the checkpoint
+    return cfg
+
+
+def _set_local_addr(cfg: EngineConfig, local: str | None) -> None:
+    try:
+        object.__setattr__(cfg, "_local_addr", local)
+    except (AttributeError, TypeError):  # a config with __slots__
+        pass

@@ -1,35 +1,23 @@
-"""Run metrics: one JSON line per epoch/eval in metrics.jsonl, and TensorBoard scalars."""
+"""Run metrics: one JSON line per epoch/eval in metrics.jsonl, handed on to the trackers (TensorBoard)."""
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-from dlbox.engine.fileio import atomic_write_text
+from dlbox.base.fileio import atomic_write_text
+from dlbox.engine.tracking import TensorBoardTracker, Trackers, summary_writer
 
-
-def summary_writer(log_dir: str | Path, purge_step: int | None = None):
-    """torch's TensorBoard SummaryWriter without TensorFlow.
-
-    tensorboard imports all of TensorFlow (seconds per process, and its log noise) when TF is installed,
-    just to write event files; its own stub does that as well. The ``tensorboard.compat.notf`` marker module
-    makes it take the stub."""
-    import sys
-    import types
-
-    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+__all__ = ["MetricsLogger", "read_jsonl", "record_at", "summary_writer"]
 
 
 class MetricsLogger:
-    """Writes metrics.jsonl and TensorBoard events in the run directory. Only rank 0 creates one."""
+    """Writes metrics.jsonl in the run directory and hands each record to the run's trackers (TensorBoard unless
+    told otherwise, see dlbox.engine.tracking). Only rank 0 creates one."""
 
-    def __init__(self, run_dir: str | Path, resume_step: int | None = None):
+    def __init__(self, run_dir: str | Path, resume_step: int | None = None, trackers=None):
         import threading
 
         self._lock = threading.Lock()
@@ -37,8 +25,10 @@ class MetricsLogger:
         self.path = self.run_dir / "metrics.jsonl"
         if resume_step is not None:
             self._drop_after(resume_step)
-        # purge_step hides events an interrupted run wrote after the checkpoint it resumes from.
-        self.tb = summary_writer(self.run_dir / "tensorboard", purge_step=resume_step)
+        if trackers is None:  # started here; the engine passes its own, started with the run's options
+            trackers = Trackers([TensorBoardTracker()])
+            trackers.start(self.run_dir, None, resume_step, {})
+        self.trackers = trackers
 
     def _drop_after(self, step: int) -> None:
         if not self.path.exists():
@@ -47,25 +37,16 @@ class MetricsLogger:
         atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append one record; numeric values also go to TensorBoard at ``record['step']``. Thread-safe: the
+        """Append one record; its finite numbers also go to the trackers at ``record['step']``. Thread-safe: the
         system monitor logs from its own thread."""
         record = {"time": round(time.time(), 3), **record}
         with self._lock:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-            step = int(record.get("step", 0))
-            for key, value in record.items():
-                if key in ("time", "step") or not isinstance(value, (int, float)) or isinstance(value, bool):
-                    continue
-                if math.isfinite(value):
-                    self.tb.add_scalar(key, value, step)
-            self.tb.flush()
+            self.trackers.log_metrics(record)
 
-    def scalar(self, key: str, value: float, step: int) -> None:
-        self.tb.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        self.tb.close()
+    def close(self, status: str = "finished") -> None:
+        self.trackers.finish(status)
 
 
 def read_jsonl(path: str | Path, kind: str | None = None) -> list[dict[str, Any]]:

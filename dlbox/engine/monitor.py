@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dlbox.env.nvml import GIB, Nvml
+from dlbox.engine.nvml import GIB, Nvml
 
 _noted: set[str] = set()  # the no-GPU note is said once per process, not once per run
 
@@ -25,7 +25,7 @@ def _note_once(note: Callable[[str], None], message: str) -> None:
 
 
 def _log(message: str) -> None:
-    from dlbox.engine.progress import log
+    from dlbox.base.progress import log
 
     log(message)
 

@@ -16,32 +16,36 @@ from dlbox.engine.distributed import DistContext
 
 class ResumableSampler(DistributedSampler):
     """DistributedSampler whose order depends only on (seed, epoch), and which can skip the first batches
-    of an epoch."""
+    of an epoch. A last batch of one sample is left out (BatchNorm cannot train on one value per channel);
+    the shuffle leaves out another sample each epoch, and the count is the same on every rank."""
 
     def __init__(self, dataset, ctx: DistContext, batch_size: int, shuffle: bool, seed: int):
         super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle, seed=seed)
         self.batch_size = batch_size
         self.skip = 0  # samples
+        n = self.num_samples
+        self.kept = n - 1 if n > 1 and n % batch_size == 1 else n  # samples per epoch
 
     def start(self, epoch: int, skip_batches: int) -> None:
         self.set_epoch(epoch)
         self.skip = skip_batches * self.batch_size
 
     def batches_per_epoch(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+        return math.ceil(self.kept / self.batch_size)
 
     def __iter__(self):
-        return iter(list(super().__iter__())[self.skip :])
+        return iter(list(super().__iter__())[self.skip : self.kept])
 
     def __len__(self) -> int:
-        return self.num_samples - self.skip
+        return max(self.kept - self.skip, 0)
 
 
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of samples of similar length (utterances of similar duration), so little of a batch is padding.
 
     Per epoch: shuffle all indices with (seed, epoch); cut them into pools of ``pool_batches`` batches; sort each
-    pool by length and cut it into batches; shuffle the batch order. Pools keep the epoch random (a global sort
+    pool by length and cut it into batches (a last batch of one sample joins the one before it: BatchNorm cannot
+    train on it); shuffle the batch order. Pools keep the epoch random (a global sort
     would give every epoch the same batches), sorting inside a pool keeps the padding low. Ranks take every
     world_size-th batch, the list first padded with its own first batches so every rank runs the same number
     of steps (DDP needs that, as DistributedSampler pads samples)."""
@@ -67,6 +71,8 @@ class BucketBatchSampler(Sampler[list[int]]):
             # Stable sort: ties keep the shuffled order, so equal lengths still mix between epochs.
             pool = pool[torch.sort(self.lengths[pool], stable=True).indices]
             batches += [pool[i : i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
+        if len(batches) > 1 and len(batches[-1]) == 1:  # a batch of one (BatchNorm): joins the one before it
+            batches[-2] = batches[-2] + batches.pop()
         batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
         per_rank = math.ceil(len(batches) / self.world_size)
         padded = (batches * math.ceil(per_rank * self.world_size / len(batches)))[: per_rank * self.world_size]
@@ -76,6 +82,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         n = len(self.lengths)  # every pool is full but the last; each gives ceil(size / batch) batches
         full, rest = divmod(n, self.pool)
         total = full * math.ceil(self.pool / self.batch_size) + math.ceil(rest / self.batch_size)
+        total -= 1 if total > 1 and rest % self.batch_size == 1 else 0  # a batch of one joined the one before it
         return math.ceil(total / self.world_size)
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -1,5 +1,7 @@
 """`dlbox board`: TensorBoard over the run directories. It listens on localhost; for any other address (or
-with ``token=True``) TensorBoard, which has no authentication, stays on loopback behind a token gate."""
+with ``token=True``) TensorBoard, which has no authentication, runs its WSGI application inside a server that
+checks the token (``dlbox.services.tbgate``): one port, no ungated TensorBoard port left behind the gate (and
+no data-server port: ``--load_fast=false``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.services import server
 from dlbox.services.config import BoardConfig
 
@@ -26,26 +28,22 @@ def start(cfg: BoardConfig) -> server.Service:
                         "reinstall dlbox (pip install dlbox): TensorBoard is one of its dependencies")  # fmt: skip
     port = server.check_port(cfg.ip, cfg.port)
     token = server.new_token() if cfg.with_token else None
-    tb_ip, tb_port = ("127.0.0.1", server.free_port()) if token else (cfg.ip, port)
-    cleanups, gate = [], None
-    if token:
-        from dlbox.services.proxy import TokenProxy
-
-        gate = TokenProxy(server.bind_host(cfg.ip), port, tb_port, token)  # holds the port from now on
-        cleanups.append(gate.stop)
     logdir = str(Path(cfg.runs_dir).resolve())
-    launch = [sys.executable, "-m", "tensorboard.main"] if cfg.with_tensorflow else [sys.executable, "-c", NO_TF]
-    argv = [*launch, "--logdir", logdir, "--host", server.bind_host(tb_ip), "--port", str(tb_port),
-            "--reload_interval", "5"]  # fmt: skip
-    try:
-        proc = server.launch("TensorBoard", argv, server.child_env(),
-                             f"http://{server.probe_host(tb_ip)}:{tb_port}/", {}, cfg.timeout)  # fmt: skip
-    except BaseException:
-        if gate:
-            gate.httpd.server_close()
-        raise
-    if gate:
-        gate.start()
+    args = ["--logdir", logdir, "--host", server.bind_host(cfg.ip), "--port", str(port), "--reload_interval", "5"]
+    env, headers = server.child_env(), {}
+    if token:  # TensorBoard's app behind the token check, in its own process, on the one port
+        from dlbox.services import tbgate
+
+        # the Rust data server would listen on a loopback port of its own, without a token: not with one
+        launch = [sys.executable, "-m", "dlbox.services.tbgate",
+                  *([] if cfg.with_tensorflow else ["--no-tensorflow"]), "--", "--load_fast", "false"]  # fmt: skip
+        env[tbgate.TOKEN_ENV] = token  # the environment, not argv: ps shows argv to every user
+        headers = {"Authorization": f"token {token}"}
+    else:
+        launch = [sys.executable, "-m", "tensorboard.main"] if cfg.with_tensorflow else [sys.executable, "-c", NO_TF]
+    cleanups: list = []
+    proc = server.launch("TensorBoard", [*launch, *args], env, f"http://{server.probe_host(cfg.ip)}:{port}/",
+                         headers, cfg.timeout)  # fmt: skip
     host = server.probe_host(cfg.ip)
     info = {"runs_dir": logdir, "port": port, "api": f"http://{host}:{port}/data"}
     return server.Service("TensorBoard", f"http://{server.display_host(cfg.ip)}:{port}/", token, proc, cleanups, info)

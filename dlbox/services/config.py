@@ -4,36 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlbox.config import opt
+from dlbox.config import opt, positional
 
 
 @dataclass
 class NotebookConfig:
-    dir: str = opt("dlbox-notebooks", "the working folder (created; dlbox's notebooks are copied in on first start)")
-    port: int = opt(8888, "port to listen on (0: any free port)")
-    ip: str = opt("127.0.0.1", "address to listen on; anything but localhost needs the token")
-    no_token: bool = opt(False, "no token (only with a local --ip: anyone on this machine can then connect)")
-    timeout: float = opt(120.0, "seconds to wait for JupyterLab to answer")
+    dir: str = opt("dlbox-notebooks", "working folder (default: ./dlbox-notebooks)", output="dir")
+    port: int = opt(8888, "port to listen on, 0 for any free one (default: 8888)", ge=0, le=65535, metavar="N")
+    ip: str = opt("127.0.0.1", "address to listen on (default: 127.0.0.1, this machine only); any other needs the token")
+    no_token: bool = opt(False, "no token: anyone on this machine can connect (refused with a non-local --ip)")
+    timeout: float = opt(120.0, "seconds to wait for JupyterLab to answer (default: 120)", gt=0, le=3600, metavar="S")
 
     def validate(self) -> None:
-        from pathlib import Path
 
-        from dlbox.errors import UserError
+        from dlbox.base.outputs import check_output
         from dlbox.services.server import check_binding
 
         check_binding(self.ip, with_token=not self.no_token)
-        if Path(self.dir).exists() and not Path(self.dir).is_dir():
-            raise UserError(f"--dir {self.dir} is a file", "give a folder (it is created if missing)")
+        check_output(self.dir, "dir", "--dir")
 
 
 @dataclass
 class BoardConfig:
-    runs_dir: str = opt("runs", "the folder of run directories (each run's tensorboard/ events are found below it)")
-    port: int = opt(6006, "port to listen on (0: any free port)")
-    ip: str = opt("127.0.0.1", "address to listen on; anything but localhost needs the token")
-    token: bool = opt(False, "require a token on localhost too (always required for a non-local --ip)")
-    with_tensorflow: bool = opt(False, "let TensorBoard import TensorFlow (for its TF-only features; slower start)")
-    timeout: float = opt(60.0, "seconds to wait for TensorBoard to answer")
+    runs_dir: str = positional("folder of runs (default: runs)", default="runs", nargs="?", metavar="RUNS_DIR",
+                               output=False)  # read, not written
+    port: int = opt(6006, "port to listen on, 0 for any free one (default: 6006)", ge=0, le=65535, metavar="N")
+    ip: str = opt("127.0.0.1", "address to listen on (default: 127.0.0.1, this machine only); any other needs the token")
+    token: bool = opt(False, "require a token on localhost too")
+    with_tensorflow: bool = opt(False, "let TensorBoard import TensorFlow when installed (by default it reads the runs "
+                                "without it)")  # fmt: skip
+    timeout: float = opt(60.0, "seconds to wait for TensorBoard to answer (default: 60)", gt=0, le=3600, metavar="S")
 
     @property
     def with_token(self) -> bool:
@@ -44,7 +44,7 @@ class BoardConfig:
     def validate(self) -> None:
         from pathlib import Path
 
-        from dlbox.errors import UserError
+        from dlbox.base.errors import UserError
 
         self.with_token  # noqa: B018  # a bad --ip is refused here
         if not Path(self.runs_dir).is_dir():

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.services import server
 from dlbox.services.config import NotebookConfig
 
@@ -35,7 +35,7 @@ def shipped_notebooks() -> list[Path]:
 def prepare_workdir(folder: str | Path) -> list[str]:
     """Create the working folder; on its first start copy the shipped notebooks in (files the user already
     has there are never overwritten). The names copied."""
-    from dlbox.engine.fileio import atomic_write_text
+    from dlbox.base.fileio import atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

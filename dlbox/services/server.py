@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 
 def is_local(ip: str) -> bool:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlbox.engine import checkpoint
-from dlbox.errors import CheckpointError
+from dlbox.base.errors import CheckpointError
 
 
 def _state(v: float) -> dict:
@@ -22,7 +22,7 @@ def test_round_trip(tmp_path):
 def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     import errno
 
-    from dlbox.engine.fileio import WriteError
+    from dlbox.base.fileio import WriteError
 
     path = tmp_path / "last.pt"
     checkpoint.save(_state(1.0), path)
@@ -45,7 +45,7 @@ def test_a_real_full_disk_is_one_line_too(tmp_path, monkeypatch):
     """/dev/full fails every write with ENOSPC: the path through torch's zip writer, not a mock of it."""
     import builtins
 
-    from dlbox.engine.fileio import WriteError
+    from dlbox.base.fileio import WriteError
 
     real_open = builtins.open
 

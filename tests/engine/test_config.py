@@ -6,7 +6,7 @@ import pytest
 
 from dlbox.config import from_dict, resolve
 from dlbox.engine.config import EngineConfig
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 
 def test_unknown_key_is_refused_with_the_nearest_key():

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from dlbox.engine import checkpoint
 from dlbox.engine.config import EngineConfig
 from dlbox.engine.metrics import read_jsonl
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit
 
 
@@ -31,7 +32,7 @@ class Sequences(Dataset):
         return x, int(x[:, 0].mean() > 0)
 
 
-class SequenceTask:
+class SequenceTask(Task):
     name = "seq"
     best_metric = "val/accuracy"
 

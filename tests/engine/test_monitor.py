@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from dlbox.engine import monitor
-from dlbox.env.nvml import GIB
+from dlbox.engine.nvml import GIB
 from tests.conftest import run_main
 
 

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import bar, log
 from dlbox.engine import distributed
-from dlbox.engine.progress import bar, log
 from dlbox.engine.schedule import warmup_cosine
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit
-from dlbox.errors import UserError
 from dlbox.tasks.asr import decode, featcache, features
 from dlbox.tasks.asr.config import AsrConfig  # noqa: F401  (re-exported)
 from dlbox.tasks.asr.data import DataDir, Vocab, read_data_dir
@@ -94,7 +95,7 @@ def collate(batch):
     return x, x_lens, y, y_lens
 
 
-class AsrTask:
+class AsrTask(Task):
     name = "asr"
     best_metric = "val/cer"
     best_mode = "min"

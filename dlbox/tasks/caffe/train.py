@@ -24,12 +24,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import log
+from dlbox.convert.caffe.net import CaffeNet, net_layers
+from dlbox.convert.caffe.wire import write_caffemodel
 from dlbox.engine import distributed
-from dlbox.engine.progress import log
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.net import CaffeNet, net_layers
-from dlbox.hub.convert.caffe.wire import write_caffemodel
 from dlbox.tasks.caffe.config import CaffeTrainConfig
 from dlbox.tasks.caffe.data import Source, digits, open_sources, resolve_mean_files, resolve_source
 from dlbox.tasks.caffe.solver import Solver, read_solver
@@ -62,7 +63,7 @@ def data_batch_size(solver: Solver) -> int | None:
     return None
 
 
-class CaffeSolverTask:
+class CaffeSolverTask(Task):
     """The solver's net for the engine: the objective is the TRAIN net's weighted losses; every scalar output
     of the TEST net (accuracy, loss) is averaged over the test set."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import glob
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -11,33 +10,15 @@ from typing import Any
 
 import torch
 
-from dlbox.data.folders import IMAGE_EXTENSIONS
-from dlbox.engine.progress import bar, log
-from dlbox.errors import UserError
-from dlbox.tasks.classify.inference import Classifier, load_classifier
-
-
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Image files from paths, folders (recursively) and glob patterns, in a stable order."""
-    files: list[Path] = []
-    for spec in inputs:
-        p = Path(spec)
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
-        elif p.is_file():
-            files.append(p)
-        elif any(ch in spec for ch in "*?["):
-            files += sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
-        else:
-            raise UserError(f"{spec!r} does not exist", "pass image files, a folder or a quoted glob like 'imgs/*.jpg'")
-    if not files:
-        raise UserError(f"no images found in {' '.join(inputs)}", f"supported: {', '.join(sorted(IMAGE_EXTENSIONS))}")
-    return files
+from dlbox.base.errors import UserError
+from dlbox.base.progress import bar, log
+from dlbox.data.inputs import expand_inputs
+from dlbox.tasks.classify.inference import Classifier, load_classifier, top_predictions
 
 
 def fast_choice(clf: Classifier) -> dict[str, Any]:
     """The inference path `dlbox bench --auto` saved for this model on the CPU (predict runs there)."""
-    from dlbox.bench import fastpath
+    from dlbox.runtime import fastpath
 
     if clf.model is None:
         raise UserError(f"--fast runs the PyTorch model of a run or checkpoint, and {clf.source!r} is an ONNX file",
@@ -70,8 +51,8 @@ def fast_predictor(clf: Classifier, choice: dict[str, Any], files: list[Path], t
     and these are the real images at hand (the benchmark's synthetic calibration suits timing, not accuracy);
     so an image's int8 probabilities can shift slightly with the set of images it is predicted with. If none
     of the sampled files can be read, int8 is skipped and the model runs in eager PyTorch fp32."""
-    from dlbox.bench import fastpath
-    from dlbox.bench.paths import PathSpec, Unavailable, check_torch
+    from dlbox.runtime import fastpath
+    from dlbox.runtime.paths import PathSpec, Unavailable, check_torch
 
     spec = PathSpec.from_dict(choice["infer"])
     example = torch.zeros(1, 3, clf.img_size, clf.img_size)  # exported graphs: the input shape (batch is dynamic)
@@ -104,7 +85,6 @@ def predict(source: str, inputs: list[str], topk: int = 5, model_name: str | Non
     tf = clf.transform()
     files = expand_inputs(inputs)
     run = fast_predictor(clf, choice, files, tf) if choice else clf.logits
-    k = min(topk, len(clf.classes))
     results: list[dict[str, Any]] = []
     with bar(len(files), "predict", unit="img") as pbar:
         for start in range(0, len(files), batch_size):
@@ -112,11 +92,8 @@ def predict(source: str, inputs: list[str], topk: int = 5, model_name: str | Non
             tensors, ok, errors = _read(chunk, tf)
             results += errors
             if tensors:
-                probs = run(torch.stack(tensors)).float().softmax(1)  # (N, C)
-                values, indices = probs.topk(k, dim=1)
-                for f, v, i in zip(ok, values.tolist(), indices.tolist(), strict=True):
-                    preds = [{"label": clf.classes[j], "prob": round(p, 6)} for p, j in zip(v, i, strict=True)]
-                    results.append({"file": str(f), "predictions": preds})
+                preds = top_predictions(clf.classes, run(torch.stack(tensors)), topk)
+                results += [{"file": str(f), "predictions": p} for f, p in zip(ok, preds, strict=True)]
             pbar.update(len(chunk))
     return results
 

@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import log, log_main
 from dlbox.engine import distributed
 from dlbox.engine.batchnorm import freeze_bn, recalibrate_bn, set_bn_momentum
-from dlbox.engine.progress import log, log_main
 from dlbox.engine.schedule import warmup_cosine
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit, to_device
-from dlbox.errors import UserError
 from dlbox.tasks.classify import models
 from dlbox.tasks.classify.config import ClassifyConfig  # noqa: F401  (re-exported)
 
@@ -43,7 +44,7 @@ class EMA:
                 e.copy_(m)
 
 
-class ClassifyTask:
+class ClassifyTask(Task):
     """Image classification for the engine."""
 
     name = "classify"
@@ -118,29 +119,27 @@ class ClassifyTask:
         w = self.cfg.weights
         if not w or w == "none":
             return {}
-        from dlbox.hub.convert import slim
+        from dlbox.models.weights import resolve_weights
 
-        if slim.handles(w):  # TF-Slim: the network's own preprocessing (Inception [-1, 1], ResNet V1 mean only)
-            return slim.transform_info(w)
-        if w.startswith("hub:"):
-            try:
-                from dlbox.hub import catalog
+        src = self.weights_source = resolve_weights(w)  # parsed once; build_model loads it
+        if src.kind == "slim":  # TF-Slim: the network's own preprocessing (Inception [-1, 1], ResNet V1 mean only)
+            from dlbox.convert import slim
 
-                entry = catalog.get(w[4:])
-                t = getattr(entry, "transforms", None) or {}
-                if t:
-                    return {"img_size": t.get("crop_size") or t.get("img_size"), "mean": t.get("mean"), "std": t.get("std")}
-            except ImportError:
-                pass
+            return slim.transform_info(src)
+        t = getattr(src.entry, "transforms", None) or {}  # a hub entry's
+        if t:
+            return {"img_size": t.get("crop_size") or t.get("img_size"), "mean": t.get("mean"), "std": t.get("std")}
         try:
-            return models.weights_transform_info(self.cfg.model, w)  # timm: the weights' config.json
+            return models.weights_transform_info(self.cfg.model, src)  # timm: the weights' config.json
         except (ValueError, AttributeError):
             return {}
 
     # --- the engine's Task protocol ---------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         cfg = self.cfg
-        model, self.weights_meta = models.build(cfg.model, len(self.classes), cfg.weights, cfg.fine_tune)
+        weights = getattr(self, "weights_source", None) or cfg.weights
+        model, self.weights_meta = models.build(cfg.model, len(self.classes), weights, cfg.fine_tune)
+        self.weights_source = None  # loaded: not kept in memory beside the model
         saved_classes = self.weights_meta.get("classes")
         if saved_classes and not cfg.fine_tune and list(saved_classes) != list(self.classes):
             raise UserError(
@@ -290,7 +289,7 @@ def train_worker(cfg: ClassifyConfig) -> dict[str, Any] | None:
 
 def _compile_blocker(cfg: ClassifyConfig, device: torch.device) -> str | None:
     """Why --compile cannot be used with these options here, or None."""
-    from dlbox.bench.paths import PathSpec, Unavailable, check_torch
+    from dlbox.runtime.paths import PathSpec, Unavailable, check_torch
 
     if cfg.launches_processes or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return "it runs in one process only (a compiled forward would bypass DDP's gradient hooks)"
@@ -308,10 +307,10 @@ def use_fast_path(cfg: ClassifyConfig) -> ClassifyConfig:
 
     The chosen precision, channels_last and compile go into the config, which the run saves: a resumed run
     keeps them (a newer `dlbox bench --auto` does not change a run half-way)."""
-    from dlbox.bench import fastpath
-    from dlbox.bench.paths import PathSpec
     from dlbox.engine import checkpoint
     from dlbox.engine.device import resolve_device
+    from dlbox.runtime import fastpath
+    from dlbox.runtime.paths import PathSpec
 
     say = log_main  # under torchrun every worker resolves the path
     if cfg.resume and checkpoint.saved_config(cfg.resume).get("fast"):

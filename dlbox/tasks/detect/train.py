@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import log
 from dlbox.data import coco
 from dlbox.data.remote import resolve_data
 from dlbox.engine import distributed
-from dlbox.engine.progress import log
 from dlbox.engine.schedule import warmup_cosine
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit, to_device
-from dlbox.errors import UserError
 from dlbox.tasks.detect import models, tinydet
 from dlbox.tasks.detect.config import DetectConfig
 from dlbox.tasks.detect.data import CocoDetection, collate, load_split
@@ -30,7 +31,7 @@ from dlbox.tasks.detect.metrics import coco_eval, to_coco_results
 MAIN_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-class DetectTask:
+class DetectTask(Task):
     """Object detection for the engine."""
 
     name = "detect"

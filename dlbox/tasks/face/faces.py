@@ -12,21 +12,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dlbox.engine.progress import bar, log
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.progress import bar, log
+from dlbox.data.inputs import expand_inputs
 from dlbox.tasks.face.data import largest, read_image
-
-
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    from dlbox.tasks.classify.predict import expand_inputs as expand
-
-    return expand(inputs)
+from dlbox.tasks.face.inference import default_align
 
 
 def detect(inputs: list[str], min_face_size: int = 20, align: str = "arcface112", save_crops: str | None = None,
            detector=None) -> dict[str, Any]:  # fmt: skip
     """Boxes, scores and landmarks of every face in every image; ``save_crops``: aligned crops as PNG files."""
-    from dlbox.engine.fileio import atomic_write
+    from dlbox.base.fileio import atomic_write
     from dlbox.tasks.face.align import align as align_face
     from dlbox.tasks.face.mtcnn import MTCNN
 
@@ -102,7 +98,7 @@ def face_crops(files: list[Path], align: str, aligned: bool, detector=None, stri
             if face is None:
                 if strict:
                     raise UserError(f"no face found in {f}", "use a photo with a face of at least "
-                                    f"{detector.min_face_size} px, lower --min-face-size, or pass crops with --aligned")  # fmt: skip
+                                    f"{detector.min_face_size} px, or pass face crops with --aligned")  # fmt: skip
                 skipped.append({"file": str(f), "error": "no face found"})
                 continue
             crops.append(align_face(img, face, align))
@@ -112,9 +108,6 @@ def face_crops(files: list[Path], align: str, aligned: bool, detector=None, stri
     return crops, ok, skipped
 
 
-def default_align(embedder) -> str:
-    """FaceNet's published weights saw facenet-pytorch's box crops; our runs see the template for their size."""
-    return "box160" if embedder.arch == "inception_resnet_v1" else "arcface112"
 
 
 def embed(inputs: list[str], source: str, out: str, model: str | None = None, aligned: bool = False,
@@ -134,7 +127,7 @@ def embed(inputs: list[str], source: str, out: str, model: str | None = None, al
 
 def save_npz(path: str | Path, **arrays) -> None:
     """Atomic .npz (np.savez on a path would add a second .npz suffix to the temporary name)."""
-    from dlbox.engine.fileio import atomic_write
+    from dlbox.base.fileio import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

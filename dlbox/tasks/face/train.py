@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbox.base.errors import UserError
 from dlbox.engine import distributed
 from dlbox.engine.schedule import warmup_cosine
+from dlbox.engine.task import Task
 from dlbox.engine.trainer import fit
-from dlbox.errors import UserError
 from dlbox.tasks.face import models
 from dlbox.tasks.face.config import FaceTrainConfig
 
@@ -73,15 +74,15 @@ def batch_hard_triplet(emb: torch.Tensor, labels: torch.Tensor, margin: float) -
     return F.relu(hardest_pos - hardest_neg + margin)[has].mean()
 
 
-class FaceTask:
+class FaceTask(Task):
     """Face embedding training for the engine."""
 
     name = "face"
     best_metric = "val/verify_acc"
 
     def __init__(self, cfg: FaceTrainConfig):
+        from dlbox.base.progress import log_main
         from dlbox.data.images import ImageDataset
-        from dlbox.engine.progress import log_main
         from dlbox.tasks.face.data import align_files, face_transform, scan_identities, split_identities
 
         self.cfg = cfg
