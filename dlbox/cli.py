@@ -12,8 +12,8 @@ import importlib
 import sys
 
 from dlbox import __version__
-from dlbox.cliutil import Parser
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.cliutil import Parser, check_outputs
 
 # In the order `dlbox --help` lists them.
 AREAS = [
@@ -25,10 +25,13 @@ AREAS = [
     "dlbox.tasks.detect.commands",
     "dlbox.tasks.text.commands",
     "dlbox.services.commands",
+    "dlbox.track.commands",
     "dlbox.tasks.caffe.commands",
     "dlbox.tasks.face.commands",
     "dlbox.tasks.asr.commands",
     "dlbox.demo",
+    "dlbox.serve.commands",
+    "dlbox.launch.commands",
 ]
 
 
@@ -46,6 +49,31 @@ def build_parser() -> Parser:
     return p
 
 
+def _run_of_failed_write(e: UserError, args: argparse.Namespace):
+    """The run directory a training command was writing into when the disk filled up (None otherwise): the
+    same command again would start a new run, --resume RUN continues this one."""
+    import ast
+    import re
+    from pathlib import Path
+
+    from dlbox.base.fileio import WriteError
+
+    if not isinstance(e, WriteError) or "free some space" not in (e.hint or ""):
+        return None
+    path = getattr(e, "path", None)
+    if path is None:  # re-raised across ranks (message and hint only): the path is in the message
+        m = re.match(r"cannot write ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")", e.message)
+        if m is None:
+            return None
+        path = Path(ast.literal_eval(m.group(1)))
+    if not hasattr(args, "resume"):  # not a training command
+        return None
+    for p in path.absolute().parents:
+        if (p / "checkpoints").is_dir() and (p / "config.yaml").is_file():
+            return p
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     from dlbox.engine.signals import Interrupted
 
@@ -55,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        check_outputs(args)  # every declared output path, before any work starts
         return args.func(args) or 0
     except UserError as e:
         if getattr(e, "run_dir", None):  # a distributed job that lost a worker: say how to continue it
             e.hint = f"continue with: {getattr(args, 'command_path', 'dlbox')} --resume {e.run_dir}"
+        elif (run := _run_of_failed_write(e, args)) is not None:  # a full disk mid-training: resume, not rerun
+            e.hint = f"free some space, then continue with: {getattr(args, 'command_path', 'dlbox')} --resume {run}"
         sys.stderr.write(f"error: {e}\n")
         return e.exit_code
     except Interrupted as e:

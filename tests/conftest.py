@@ -38,6 +38,8 @@ class Result:
 def cli_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DLBOX_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("OMP_NUM_THREADS", None)
+    for k in [k for k in env if k.startswith(("SLURM_", "PET_"))]:  # a suite run inside a cluster job: the
+        del env[k]  # commands it starts must not take the job's variables for theirs (dlbox.engine.cluster)
     return env
 
 
@@ -99,7 +101,7 @@ def cli():
 
 # Folders whose tests share session fixtures (a trained model, a generated corpus): under pytest-xdist each
 # runs in one worker, so those are made once. Elsewhere each file is its own group.
-SHARED_SESSION = ("engine", "hub", "tasks/asr", "tasks/detect", "tasks/face", "tasks/text")
+SHARED_SESSION = ("cluster", "engine", "hub", "serve", "tasks/asr", "tasks/detect", "tasks/face", "tasks/text")
 
 
 def _xdist_group(item) -> str:
