@@ -228,13 +228,14 @@ class Workspace:
 
 
 def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """The benchmarked graph, (N, ...) -> logits with N free, through the one exporter (dlbox.runtime.export)."""
+    from dlbox.runtime import export as exporter
+
     model = model.cpu().eval()
+    meta = exporter.ExportMeta("classify", type(model).__name__, [exporter.InputFacts(INPUT, [-1, *x.shape[1:]], layout="NCHW")])
     try:
-        with quiet(), torch.no_grad():
-            torch.onnx.export(
-                model, (x.cpu(),), str(path), dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
-                opset_version=17, dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-            )  # fmt: skip
+        with quiet():
+            exporter.export_onnx(exporter.Graph(model, (x.cpu(),), [INPUT], [OUTPUT], meta), path)
     except Exception as e:
         path.unlink(missing_ok=True)
         raise Unavailable(f"ONNX export failed: {first_line(e)}") from e

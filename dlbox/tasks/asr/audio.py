@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError, not_found
 
 SAMPLE_RATE = 16000
 
@@ -44,6 +44,47 @@ def _read(source, name: str, start: float = 0.0, end: float | None = None) -> tu
     return data, sr
 
 
+def check_wav_header(path: str | Path) -> None:
+    """A RIFF/WAVE file whose header promises more audio than the file holds (cut short by a failed copy or
+    download) is refused: libsndfile would report the promised length and read what is there, silently.
+    Other formats, and streamed WAVs whose header leaves the size open (0 or 0xFFFFFFFF), pass."""
+    import struct
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return
+            fmt = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return  # no data chunk: libsndfile says what is wrong
+                cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    body = f.read(n + (n & 1))
+                    if len(body) >= 16:
+                        fmt = struct.unpack("<HHIIH", body[:14])  # format, channels, rate, byte rate, block align
+                    continue
+                if cid == b"data":
+                    if n in (0, 0xFFFFFFFF):
+                        return
+                    held = size - f.tell()
+                    if held < n and fmt and fmt[3]:
+                        raise UserError(f"{p} is cut short: its WAV header promises {n / fmt[3]:.2f} s, the file "
+                                        f"holds {max(held, 0) / fmt[3]:.2f} s",
+                                        "copy or record it again, or remove it from the data")  # fmt: skip
+                    if held < n:
+                        raise UserError(f"{p} is cut short: its WAV header promises {n} bytes of audio, the file "
+                                        f"holds {max(held, 0)}", "copy or record it again, or remove it from the data")  # fmt: skip
+                    return
+                f.seek(n + (n & 1), 1)
+    except OSError:
+        return  # unreadable: the reader says so
+
+
 def load(wav: str, start: float = 0.0, end: float | None = None, allow_pipes: bool = False) -> np.ndarray:
     """A ``wav.scp`` value (a path, or a pipeline ending in '|' when allowed) -> (T,) float32 at 16 kHz mono."""
     name = wav
@@ -57,9 +98,10 @@ def load(wav: str, start: float = 0.0, end: float | None = None, allow_pipes: bo
     else:
         p = Path(wav)
         if not p.is_file():
-            raise UserError(f"audio file {wav!r} does not exist", "check the path in wav.scp (relative paths are from the current directory)")
+            raise UserError(f"audio file {wav!r} {not_found(p)}", "check the path in wav.scp (relative paths are from the current directory)")
         if p.stat().st_size == 0:
             raise UserError(f"{wav} is an empty file", "re-record or remove it from the data")
+        check_wav_header(p)
         source = str(p)
     data, sr = _read(source, name, start, end)
     if data.shape[0] == 0:
@@ -71,6 +113,7 @@ def info(wav: str) -> tuple[float, int, int]:
     """(duration in seconds, sample rate, channels) without decoding; for statistics."""
     import soundfile as sf
 
+    check_wav_header(wav)
     try:
         i = sf.info(wav)
     except (sf.LibsndfileError, RuntimeError):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
+from dlbox.base.errors import UserError
 from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
-from dlbox.errors import UserError
 from dlbox.tasks.asr.prepare import CORPORA
 
 
@@ -20,22 +19,22 @@ class AsrConfig(EngineConfig):
     cmvn: Literal["global", "speaker", "none"] = opt(
         "global", "global: mean/variance over the training set, stored in the model (and its ONNX export); "
         "speaker: per speaker from utt2spk, as Kaldi's apply-cmvn (not inside the export)")  # fmt: skip
-    d_model: int = opt(144, "width of the encoder", ge=8)
-    layers: int = opt(2, "self-attention + convolution blocks", ge=1)
-    heads: int = opt(4, "attention heads", ge=1)
-    kernel: int = opt(15, "depthwise convolution kernel of each block (frames after subsampling)", ge=1)
+    d_model: int = opt(144, "width of the encoder", ge=8, le=2048)
+    layers: int = opt(2, "self-attention + convolution blocks", ge=1, le=48)
+    heads: int = opt(4, "attention heads", ge=1, le=64)
+    kernel: int = opt(15, "depthwise convolution kernel of each block (frames after subsampling)", ge=1, le=63)
     dropout: float = opt(0.1, "dropout", ge=0, lt=1)
     spec_augment: bool = opt(True, "SpecAugment: random frequency and time masks on training features")
     speed_perturb: bool = opt(False, "speed perturbation: each epoch plays every utterance at 0.9, 1.0 or 1.1x")
     feature_cache: str | None = opt(
         None, "folder caching every utterance's fbank on disk (computed once, read back by later runs; a changed "
-        "wav or option makes a new entry); about the size of the 16-bit audio. Default: recomputed each run")  # fmt: skip
-    lr: float = opt(2e-3, "peak learning rate (AdamW)", gt=0)
-    weight_decay: float = opt(0.01, "weight decay", ge=0)
-    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0)
-    max_duration: float = opt(30.0, "skip training utterances longer than this (seconds)", gt=0)
-    epochs: int = opt(30, "epochs", ge=1)
-    batch_size: int = opt(16, "utterances per batch and process (padded to the longest)", ge=1)
+        "wav or option makes a new entry); about the size of the 16-bit audio. Default: recomputed each run", output="dir")  # fmt: skip
+    lr: float = opt(2e-3, "peak learning rate (AdamW)", gt=0, le=1e4)
+    weight_decay: float = opt(0.01, "weight decay", ge=0, le=10)
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0, le=100_000)
+    max_duration: float = opt(30.0, "skip training utterances longer than this (seconds)", gt=0, le=3600)
+    epochs: int = opt(30, "epochs", ge=1, le=100_000)
+    batch_size: int = opt(16, "utterances per batch and process (padded to the longest)", ge=1, le=65536)
 
     def validate(self) -> None:
         super().validate()
@@ -47,8 +46,10 @@ class AsrConfig(EngineConfig):
             raise UserError("--layers must be >= 1 and --kernel an odd number >= 1")
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.feature_cache and Path(self.feature_cache).exists() and not Path(self.feature_cache).is_dir():
-            raise UserError(f"--feature-cache {self.feature_cache!r} is a file, not a folder", "pass a folder (created if missing)")
+        if self.feature_cache:
+            from dlbox.base.outputs import check_output
+
+            check_output(self.feature_cache, "dir", "--feature-cache")
 
 
 # The other commands' arguments (`dlbox asr prepare|synth|fix|transcribe|evaluate|export`), declared for
@@ -64,17 +65,17 @@ ALLOW_PIPES = "run wav.scp entries that are shell commands (trusted data only)"
 @dataclass(kw_only=True)
 class PrepareArgs:
     corpus: str = positional("which corpus layout", choices=CORPORA)
-    corpus_dir: str = positional("the folder the corpus was extracted into (for folder: the recordings)")
-    out: str = opt(REQUIRED, "where the data directories go (train/, dev/, test/)")
+    corpus_dir: str = positional("the folder the corpus was extracted into (for folder: the recordings)", output=False)
+    out: str = opt(REQUIRED, "where the data directories go (train/, dev/, test/)", output="dir")
     transcripts: str | None = opt(None, "folder only: a file of 'NAME TEXT' lines")
 
 
 @dataclass(kw_only=True)
 class SynthArgs:
-    out: str = opt(REQUIRED, "output folder")
-    train: int = opt(240, "training utterances (default: 240)", ge=1)
-    test: int = opt(40, "test utterances, sentences not in training (default: 40)", ge=1)
-    seed: int = opt(0, "(default: 0)", ge=0)
+    out: str = opt(REQUIRED, "output folder", output="dir")
+    train: int = opt(240, "training utterances (default: 240)", ge=1, le=100_000)
+    test: int = opt(40, "test utterances, sentences not in training (default: 40)", ge=1, le=100_000)
+    seed: int = opt(0, "(default: 0)", ge=0, le=2**32 - 1)
 
 
 @dataclass(kw_only=True)
@@ -85,8 +86,8 @@ class FixArgs:
 @dataclass(kw_only=True)
 class TranscribeArgs:
     model: str = positional(MODEL)
-    beam: int = opt(1, BEAM, ge=1)
-    threads: int | None = opt(None, THREADS, ge=1)
+    beam: int = opt(1, BEAM, ge=1, le=1000)
+    threads: int | None = opt(None, THREADS, ge=1, le=1024)
     backend: Backend = opt("auto", BACKEND)
     allow_pipes: bool = opt(False, ALLOW_PIPES)
     inputs: list[str] = positional("wav/flac files, folders, a wav.scp, or a data directory")
@@ -95,17 +96,17 @@ class TranscribeArgs:
 @dataclass(kw_only=True)
 class EvaluateArgs:
     model: str = positional(MODEL)
-    beam: int = opt(1, BEAM, ge=1)
-    threads: int | None = opt(None, THREADS, ge=1)
+    beam: int = opt(1, BEAM, ge=1, le=1000)
+    threads: int | None = opt(None, THREADS, ge=1, le=1024)
     backend: Backend = opt("auto", BACKEND)
     allow_pipes: bool = opt(False, ALLOW_PIPES)
     data: str = opt(REQUIRED, "a Kaldi data directory with reference text")
-    worst: int = opt(5, "how many of the worst utterances to list (default: 5)", ge=0)
-    out: str | None = opt(None, "write every utterance's reference, hypothesis and CER to this TSV file")
+    worst: int = opt(5, "how many of the worst utterances to list (default: 5)", ge=0, le=10**6)
+    out: str | None = opt(None, "write every utterance's reference, hypothesis and CER to this TSV file", output="file")
 
 
 @dataclass(kw_only=True)
 class ExportArgs:
     model: str = positional("a run directory or checkpoint")
     format: Literal["onnx"] = opt("onnx", "(default: onnx)")
-    out: str | None = opt(None, "output file (default: RUN/model.onnx; tokens.txt goes beside it)")
+    out: str | None = opt(None, "output file (default: RUN/model.onnx; tokens.txt goes beside it)", output="file")

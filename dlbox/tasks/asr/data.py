@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbox.engine.fileio import atomic_write_text
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write_text
 
 
 @dataclass
@@ -90,9 +90,9 @@ def read_data_dir(path: str | Path, allow_pipes: bool = False) -> DataDir:
             except (IndexError, ValueError):
                 raise UserError(f"{root}/segments: bad line for {utt!r}: {rest!r}", "each line is 'UTT REC START END'") from None
             if rec not in wavs:
-                raise UserError(f"{root}/segments: {utt!r} refers to recording {rec!r}, which wav.scp lacks")
+                raise UserError(f"{root}/segments: {utt!r} refers to recording {rec!r}, which wav.scp lacks", "add the recording to wav.scp, or run `dlbox asr fix DATA_DIR`")
             if end >= 0 and end <= start:
-                raise UserError(f"{root}/segments: {utt!r} ends ({end}) before it starts ({start})")
+                raise UserError(f"{root}/segments: {utt!r} ends ({end}) before it starts ({start})", "each segments line is 'UTT REC START END' with START < END (seconds)")
             segments[utt] = (rec, start, end if end >= 0 else None)
         ids = set(segments)
     else:
@@ -128,6 +128,13 @@ def read_data_dir(path: str | Path, allow_pipes: bool = False) -> DataDir:
 def fix_data_dir(path: str | Path) -> dict[str, int]:
     """Keep only the utterances every file names (Kaldi's fix_data_dir.sh); returns the counts dropped."""
     root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"{str(root)!r} {'is a file, not' if root.exists() else 'is not'} a folder",
+                        "pass a Kaldi data directory (wav.scp, text, utt2spk), e.g. data/train")  # fmt: skip
+    lacking = [f for f in ("wav.scp", "text") if not (root / f).is_file()]
+    if lacking:
+        raise UserError(f"{str(root)!r} is not a Kaldi data directory: no {' or '.join(lacking)}",
+                        "pass a folder with wav.scp and text, e.g. one written by `dlbox asr prepare`")  # fmt: skip
     wavs = _read_table(root / "wav.scp")
     texts = _read_table(root / "text", needs_value=False)
     spk = _read_table(root / "utt2spk") if (root / "utt2spk").is_file() else None

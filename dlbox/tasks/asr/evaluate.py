@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlbox.engine.fileio import atomic_write_text
+from dlbox.base.fileio import atomic_write_text
 from dlbox.tasks.asr import audio
 from dlbox.tasks.asr.data import read_data_dir
 from dlbox.tasks.asr.metrics import Errors, cer, wer

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbox.engine.fileio import WriteError, atomic_write
-from dlbox.engine.progress import log
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import WriteError, atomic_write
+from dlbox.base.outputs import check_output
+from dlbox.base.progress import log
 from dlbox.tasks.asr import audio, features
 from dlbox.tasks.asr.data import Utterance
 
@@ -56,8 +57,7 @@ class FeatureCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
-            raise UserError(f"--feature-cache {str(root)!r} is a file, not a folder", "pass a folder (created if missing)")
+        check_output(self.root, "dir", "--feature-cache")  # a file there, a read-only place: one line
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:

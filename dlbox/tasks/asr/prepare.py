@@ -28,8 +28,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from dlbox.engine.progress import bar
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError, not_found
+from dlbox.base.progress import bar
 from dlbox.tasks.asr import audio
 from dlbox.tasks.asr.data import Utterance, write_data_dir
 
@@ -56,7 +56,7 @@ def _aishell(root: Path) -> dict[str, Any]:
     base = root if (root / "wav").is_dir() else _find(root, "data_aishell")
     trans = _find(base, "transcript") / "aishell_transcript_v0.8.txt"
     if not trans.is_file():
-        raise UserError(f"{trans} does not exist", "extract data_aishell.tgz completely")
+        raise UserError(f"{trans} {not_found(trans)}", "extract data_aishell.tgz completely")
     texts = {}
     for line in trans.read_text(encoding="utf-8").splitlines():
         parts = line.strip().split(maxsplit=1)
@@ -134,7 +134,7 @@ def _folder(root: Path, transcripts: str | None) -> dict[str, list[Utterance]]:
         raise UserError("prepare folder needs --transcripts FILE", "a file of 'NAME TEXT' lines, NAME = the file name without extension")
     tfile = Path(transcripts)
     if not tfile.is_file():
-        raise UserError(f"transcripts file {transcripts!r} does not exist")
+        raise UserError(f"transcripts file {transcripts!r} {not_found(tfile)}", "pass the transcripts file with --transcripts (lines 'UTT_ID text')")
     texts = {}
     for n, line in enumerate(tfile.read_text(encoding="utf-8").splitlines(), 1):
         parts = line.strip().split(maxsplit=1)
@@ -150,7 +150,7 @@ def _folder(root: Path, transcripts: str | None) -> dict[str, list[Utterance]]:
         raise UserError(f"{len(missing)} transcript(s) have no audio file in {root} (e.g. {', '.join(missing[:3])})",
                         "name each recording NAME.wav after its transcript line")  # fmt: skip
     if not texts:
-        raise UserError(f"{tfile} has no transcripts")
+        raise UserError(f"{tfile} has no transcripts", "each line is 'UTT_ID text'; check the file and --transcripts")
     utts = [Utterance(k, str(files[k].resolve()), texts[k], files[k].parent.name or "spk") for k in sorted(texts)]
     return {"": utts, "_untranscribed": untranscribed}  # type: ignore[dict-item]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.asr.data import Utterance, write_data_dir
 
 CHARS = "零一二三四五六七八九天人大小"

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlbox.errors import UserError
-from dlbox.tasks.asr import audio, decode, features
+from dlbox.base.errors import UserError, not_found
+from dlbox.tasks.asr import audio
 from dlbox.tasks.asr.data import Utterance, read_data_dir
+from dlbox.tasks.asr.inference import SherpaRecognizer, hub_recognizer, load, transcribe_wave  # noqa: F401 (re-exported)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -31,7 +32,7 @@ def gather_inputs(inputs: list[str], allow_pipes: bool = False) -> list[Utteranc
             out.extend(Utterance(f.stem, str(f), "", f.stem) for f in files)
         elif p.name == "wav.scp" or p.suffix == ".scp":
             if not p.is_file():
-                raise UserError(f"{p} does not exist")
+                raise UserError(f"{p} {not_found(p)}", "pass wav files, a folder of them, a wav.scp or a data directory")
             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                 if not line.strip():
                     continue
@@ -47,76 +48,6 @@ def gather_inputs(inputs: list[str], allow_pipes: bool = False) -> list[Utteranc
         else:
             raise UserError(f"{spec!r} does not exist", "pass wav files, a folder, a wav.scp or a data directory")
     return out
-
-
-class SherpaRecognizer:
-    """A sherpa-onnx OfflineRecognizer: our export (``model.onnx`` + ``tokens.txt``) or a hub model."""
-
-    def __init__(self, kind: str, model: str, tokens: str, threads: int = 2):
-        import sherpa_onnx
-
-        make = {
-            "wenet-ctc": lambda: sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model=model, tokens=tokens, num_threads=threads),
-            "paraformer": lambda: sherpa_onnx.OfflineRecognizer.from_paraformer(paraformer=model, tokens=tokens, num_threads=threads),
-            "zipformer-ctc": lambda: sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(model=model, tokens=tokens, num_threads=threads),
-            "telespeech-ctc": lambda: sherpa_onnx.OfflineRecognizer.from_telespeech_ctc(model=model, tokens=tokens, num_threads=threads),
-            "sense-voice": lambda: sherpa_onnx.OfflineRecognizer.from_sense_voice(model=model, tokens=tokens, num_threads=threads, use_itn=True),
-        }  # fmt: skip
-        if kind not in make:
-            raise UserError(f"unknown sherpa-onnx model type {kind!r}", f"one of {', '.join(make)}")
-        self.kind, self.recognizer, self.source = kind, make[kind](), model
-
-    def transcribe(self, wave) -> dict[str, Any]:
-        s = self.recognizer.create_stream()
-        s.accept_waveform(audio.SAMPLE_RATE, wave)
-        self.recognizer.decode_stream(s)
-        r = s.result
-        return {"text": r.text, "tokens": list(r.tokens), "timestamps": [round(t, 3) for t in r.timestamps]}
-
-
-def hub_recognizer(spec: str, threads: int = 2) -> SherpaRecognizer:
-    """``hub:NAME`` of a sherpa-onnx model: its files through the hub's cache and mirrors (offline rules apply)."""
-    from dlbox.hub import catalog, fetch
-    from dlbox.hub import settings as hub_settings
-    from dlbox.hub.catalog import ModelEntry
-
-    entry = catalog.get(spec[4:])
-    if not isinstance(entry, ModelEntry) or not entry.loader.startswith("sherpa-onnx:"):
-        raise UserError(f"hub:{entry.name} is not a sherpa-onnx speech model",
-                        "see `dlbox hub list --task speech` (loader sherpa-onnx:...)")  # fmt: skip
-    paths = fetch.ensure(entry, list(entry.files), hub_settings.load())
-    model = next(str(p) for n, p in paths.items() if n.endswith(".onnx"))
-    return SherpaRecognizer(entry.loader.split(":", 1)[1], model, str(paths["tokens.txt"]), threads)
-
-
-def load(source: str, threads: int | None = None, backend: str = "auto"):
-    """A run / checkpoint / .onnx file (PyTorch or onnxruntime; ``backend='sherpa-onnx'`` for our export
-    through sherpa-onnx), or ``hub:NAME``."""
-    if str(source).startswith("hub:"):
-        return hub_recognizer(str(source), threads or 2)
-    if backend == "sherpa-onnx":
-        p = Path(source)
-        if p.suffix != ".onnx":
-            raise UserError("--backend sherpa-onnx takes an .onnx export", "export first: dlbox asr export RUN --format onnx")
-        return SherpaRecognizer("wenet-ctc", str(p), str(p.with_name("tokens.txt")), threads or 2)
-    from dlbox.tasks.asr.inference import load_recognizer
-
-    return load_recognizer(source, threads)
-
-
-def transcribe_wave(rec, wave, beam: int = 1) -> dict[str, Any]:
-    """One 16 kHz mono utterance -> {text, tokens, timestamps (s), ...} with our decoder or sherpa-onnx's."""
-    if isinstance(rec, SherpaRecognizer):
-        return rec.transcribe(wave)
-    feats = features.fbank(wave)
-    if rec.cmvn_mode == "speaker":  # no speaker here: the utterance's own statistics
-        feats = features.Cmvn.compute([feats]).apply(feats)
-    hyp = decode.decode(rec.log_probs(feats), beam)
-    step = rec.subsampling * features.FRAME_SHIFT_S
-    tokens = [rec.vocab.tokens[i] for i in hyp.ids]
-    keep = [k for k, t in enumerate(tokens) if t not in ("<unk>",)]
-    return {"text": "".join(tokens[k] for k in keep), "tokens": [tokens[k] for k in keep],
-            "timestamps": [round(hyp.frames[k] * step, 3) for k in keep], "score": round(hyp.score, 3)}  # fmt: skip
 
 
 def transcribe(source: str, inputs: list[str], beam: int = 1, allow_pipes: bool = False, threads: int | None = None,

@@ -7,7 +7,7 @@ from dlbox.tasks.caffe import config
 
 
 def import_model(c: config.ImportArgs) -> dict:
-    from dlbox.hub.convert.caffe.importer import import_model, parse_shapes
+    from dlbox.convert.caffe.importer import import_model, parse_shapes
 
     return import_model(c.prototxt, c.weights, c.out, parse_shapes(c.input_shape))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from dlbox.base.errors import UserError
 from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
-from dlbox.errors import UserError
 
 
 @dataclass
@@ -17,9 +17,9 @@ class CaffeTrainConfig(EngineConfig):
                            "or MNIST IDX files to read instead of digits:train/test (default: the sources as "
                            "given, from the current directory or next to the net's prototxt)")
     max_iter: int | None = opt(None, "iterations to train, exactly (default: the solver's max_iter; with --resume, "
-                               "a larger N continues the run)", ge=1)
-    epochs: int | None = opt(None, "stop earlier, after N epochs (default: as many as max_iter takes)", ge=1)
-    batch_size: int | None = opt(None, "default: the TRAIN Data layer's batch_size", ge=1)
+                               "a larger N continues the run)", ge=1, le=10**9)
+    epochs: int | None = opt(None, "stop earlier, after N epochs (default: as many as max_iter takes)", ge=1, le=100_000)
+    batch_size: int | None = opt(None, "default: the TRAIN Data layer's batch_size", ge=1, le=65536)
 
     def validate(self) -> None:
         # The engine's checks, with the two values the solver fills in when they are not given.
@@ -37,7 +37,7 @@ class CaffeTrainConfig(EngineConfig):
 class ImportArgs:
     prototxt: str = positional("the net definition (protobuf text format)")
     weights: str | None = positional("the .caffemodel (default: the prototxt's fillers)", default=None, nargs="?")
-    out: str = opt(REQUIRED, "model.pt (read back with dlbox.hub.convert.caffe.load_pt) or model.onnx")
+    out: str = opt(REQUIRED, "model.pt (read back with dlbox.convert.caffe.load_pt) or model.onnx", output="file")
     input_shape: list[str] | None = opt(None, "shape of an input blob (needed for Data layers; overrides Input layers); "
                                               "repeatable", action="append", metavar="NAME=N,C,H,W")  # fmt: skip
 
@@ -45,12 +45,12 @@ class ImportArgs:
 @dataclass(kw_only=True)
 class ConvertImagesetArgs:
     source: str = positional("a folder of class subfolders (or of the files --list names), or digits:train / digits:test")
-    out: str = positional("the LMDB folder to create (must not exist)")
+    out: str = positional("the LMDB folder to create (must not exist)", output="dir")
     list: str | None = opt(None, "Caffe's list file: lines `relative/path.jpg LABEL` under SOURCE")
     gray: bool = opt(False, "store images as one gray channel")
-    resize_height: int = opt(0, "resize every image to this height (with --resize-width)", ge=0)
-    resize_width: int = opt(0, "resize every image to this width (with --resize-height)", ge=0)
+    resize_height: int = opt(0, "resize every image to this height (with --resize-width)", ge=0, le=16384)
+    resize_width: int = opt(0, "resize every image to this width (with --resize-height)", ge=0, le=16384)
     shuffle: bool = opt(False, "shuffle the images before writing (seeded by --seed)")
-    seed: int = opt(0, "seed of --shuffle", ge=0)
+    seed: int = opt(0, "seed of --shuffle", ge=0, le=2**32 - 1)
     encoded: bool = opt(False, "store the image files (JPEG/PNG) rather than pixels")
     encode_type: str = opt("", "with --encoded: re-encode as png or jpg")

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.net import included, net_layers
-from dlbox.hub.convert.caffe.textformat import Msg
-from dlbox.hub.convert.caffe.wire import decode
-from dlbox.hub.convert.protowire import WireError
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.net import included, net_layers
+from dlbox.convert.caffe.textformat import Msg
+from dlbox.convert.caffe.wire import decode
+from dlbox.convert.protowire import WireError
 
 BACKENDS = {0: "LEVELDB", 1: "LMDB", "LEVELDB": "LEVELDB", "LMDB": "LMDB"}
 
@@ -58,7 +58,7 @@ def _decode_image(data: bytes, where: str) -> np.ndarray:
         img = Image.open(io.BytesIO(data))
         img.load()
     except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{where}: the encoded image cannot be decoded ({e})") from None
+        raise UserError(f"{where}: the encoded image cannot be decoded ({e})", "rebuild the LMDB with `dlbox caffe convert-imageset`") from None
     if img.mode in ("L", "I;16", "I", "F"):
         return np.asarray(img.convert("L"), dtype=np.float32)[None]  # (1, H, W)
     rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
@@ -82,7 +82,7 @@ class LmdbDataset(Dataset):
             self.keys = list(txn.cursor().iternext(values=False))
         env.close()
         if not self.keys:
-            raise UserError(f"{where}: LMDB {self.path} holds no records")
+            raise UserError(f"{where}: LMDB {self.path} holds no records", "rebuild it with `dlbox caffe convert-imageset SOURCE OUT`")
         self._env = None
         first, _ = self._read(0)
         self.shape = tuple(first.shape)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.wire import encode_datum
+from dlbox.base.errors import UserError, not_found
+from dlbox.convert.caffe.wire import encode_datum
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 
@@ -35,7 +35,7 @@ def _listing(source: Path, list_file: str | None) -> tuple[list[tuple[str, int]]
                 continue
             path, _, label = line.strip().rpartition(" ")
             if not path or not label.lstrip("-").isdigit():
-                raise UserError(f"{list_file} line {n}: expected `relative/path.jpg LABEL`, got {line.strip()!r}")
+                raise UserError(f"{list_file} line {n}: expected `relative/path.jpg LABEL`, got {line.strip()!r}", "each line is 'relative/path.jpg LABEL' (an integer label)")
             lines.append((path.strip(), int(label)))
         return lines, None
     classes = sorted(d.name for d in source.iterdir() if d.is_dir())
@@ -95,13 +95,13 @@ def convert_imageset(source: str, out: str, list_file: str | None = None, gray: 
     """Write the LMDB ``out`` (a new folder) from ``source``; returns what was written."""
     import lmdb
 
-    from dlbox.engine.progress import bar
+    from dlbox.base.progress import bar
 
     dest = Path(out)
     if dest.exists():
         raise UserError(f"{dest} already exists", "remove it or choose another OUT (convert_imageset never overwrites)")
     if (resize_height > 0) != (resize_width > 0):
-        raise UserError("give both --resize-height and --resize-width (or neither)")
+        raise UserError("give both --resize-height and --resize-width (or neither)", "e.g. --resize-height 256 --resize-width 256")
     size = (resize_height, resize_width) if resize_height > 0 else None
     classes = None
     if source in ("digits:train", "digits:test"):
@@ -154,7 +154,7 @@ def convert_imageset(source: str, out: str, list_file: str | None = None, gray: 
                 name, label = items[i]
                 path = Path(source) / name
                 if not path.is_file():
-                    raise UserError(f"{path} (listed in {list_file}) does not exist")
+                    raise UserError(f"{path} (listed in {list_file}) {not_found(path)}", "paths in the list are relative to SOURCE; fix the list or the folder")
                 pixels, blob = _load(path, gray, size, encoded, encode_type)
             if pixels is not None:
                 shapes.add(tuple(pixels.shape))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 NOTE = "ran through dlbox's Caffe importer and solver on PyTorch, not BVLC Caffe"
 

@@ -1,7 +1,7 @@
 """A Caffe SolverParameter (solver.prototxt): its fields and Caffe's learning-rate policies (the six solver
 types' updates are in dlbox.tasks.caffe.updates).
 
-Read without caffe.proto compiled (dlbox.hub.convert.caffe.textformat). Fields that change the arithmetic
+Read without caffe.proto compiled (dlbox.convert.caffe.textformat). Fields that change the arithmetic
 are honoured; fields about Caffe's own console, devices or file formats are accepted and ignored (listed in
 IGNORED); anything else is refused by name rather than silently trained differently.
 """
@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.textformat import Msg, parse_file
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.textformat import Msg, parse_file
 from dlbox.tasks.caffe.updates import TYPES
 
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
@@ -125,7 +125,7 @@ def read_solver(path: str | Path) -> Solver:
         raise UserError(f"{where}: iter_size {s.get('iter_size')} (gradient accumulation) is not supported",
                         "use iter_size: 1 with a larger batch_size")  # fmt: skip
     if not s.has("base_lr"):
-        raise UserError(f"{where}: base_lr is required")
+        raise UserError(f"{where}: base_lr is required", "add e.g. 'base_lr: 0.01' to the solver")
     solver = Solver(
         path=where, net=net, base_lr=float(s.get("base_lr")), lr_policy=policy, type=kind,
         gamma=float(s.get("gamma", 0.0)), power=float(s.get("power", 0.0)), stepsize=int(s.get("stepsize", 0)),
@@ -143,13 +143,13 @@ def read_solver(path: str | Path) -> Solver:
     for key in needs:
         _need(s, key, where, policy)
     if policy == "step" and solver.stepsize < 1:
-        raise UserError(f"{where}: stepsize must be at least 1, got {solver.stepsize}")
+        raise UserError(f"{where}: stepsize must be at least 1, got {solver.stepsize}", "e.g. 'stepsize: 5000'")
     # The constructors' sanity checks of sgd_solvers.hpp.
     if kind in ("AdaGrad", "RMSProp") and solver.momentum != 0:
         raise UserError(f"{where}: momentum cannot be used with {kind} (momentum: {solver.momentum})",
                         "remove `momentum` from the solver")  # fmt: skip
     if kind == "RMSProp" and not 0 <= solver.rms_decay < 1:
-        raise UserError(f"{where}: rms_decay should lie in [0, 1), got {solver.rms_decay}")
+        raise UserError(f"{where}: rms_decay should lie in [0, 1), got {solver.rms_decay}", "e.g. 'rms_decay: 0.98'")
     if solver.max_iter < 1:
         raise UserError(f"{where}: max_iter must be at least 1", "add `max_iter: N` (iterations to train)")
     return solver

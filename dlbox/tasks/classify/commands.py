@@ -78,10 +78,11 @@ COMMANDS = [
     Command("predict", "top-k labels with probabilities for images, a folder or a glob",
             "dlbox classify predict runs/classify/demo 'photos/*.jpg' --topk 3",
             config.PredictArgs, predict, lazy("dlbox.tasks.classify.predict:render_table")),
-    Command("export", "export to ONNX or TorchScript, with a parity check against PyTorch",
-            "dlbox classify export runs/classify/demo --format onnx --dynamic-batch",
+    Command("export", "export to ONNX, TorchScript or OpenVINO IR (any batch size), with a parity check against PyTorch",
+            "dlbox classify export runs/classify/demo --format onnx --register digits",
             config.ExportArgs, call("dlbox.tasks.classify.export:export", fmt="format"),
-            lambda r: f"wrote {r['file']} ({r['format']}); parity with PyTorch: max |diff| = {r['max_abs_diff']:.2e}"),
+            lambda r: f"wrote {r['file']} ({r['format']}); parity with PyTorch: max |diff| = {r['max_abs_diff']:.2e}"
+                      + (f"\nregistered {r['registered']['uri']}" if r.get("registered") else "")),
 ]  # fmt: skip
 
 

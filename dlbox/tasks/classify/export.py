@@ -1,73 +1,59 @@
-"""`dlbox classify export`: one table of formats, one function per format, a parity check for each."""
+"""`dlbox classify export`: the classifier through the one exporter (dlbox.runtime.export), parity-checked.
+
+The graph maps (N, 3, S, S) normalised images to (N, C) logits, N free by default; class names and input facts
+travel in the file's metadata (docs/export.md), so `classify predict model.onnx` needs nothing else.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from dlbox.engine.fileio import atomic_write
-from dlbox.errors import UserError
-from dlbox.tasks.classify.inference import Classifier, load_classifier
+from dlbox.base.errors import UserError
+from dlbox.runtime import export as exporter
+from dlbox.tasks.classify.inference import Classifier, export_meta, load_classifier
 
-
-def _meta(clf: Classifier) -> dict[str, Any]:
-    return {"classes": clf.classes, "img_size": clf.img_size, "mean": list(clf.mean), "std": list(clf.std),
-            "model_name": clf.model_name}  # fmt: skip
+FORMATS = ("onnx", "torchscript", "openvino")
 
 
-def export_onnx(clf: Classifier, path: Path, example: torch.Tensor, dynamic_batch: bool) -> float:
-    """ONNX through the TorchScript-based exporter (no onnxscript needed); class names and input facts go into
-    the file's metadata so `classify predict model.onnx` needs nothing else. Returns max |onnx - torch|."""
-    import onnx
-    import onnxruntime as ort
+class Logits(nn.Module):
+    """The classifier with a plain tensor out (Hugging Face models return an object with ``.logits``)."""
 
-    def write(tmp: str) -> None:
-        torch.onnx.export(
-            clf.model, (example,), tmp, dynamo=False, input_names=["images"], output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
-            opset_version=17,
-        )  # fmt: skip
-        m = onnx.load(tmp)
-        entry = m.metadata_props.add()
-        entry.key, entry.value = "dlbox", json.dumps(_meta(clf))
-        onnx.save(m, tmp)
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
 
-    atomic_write(path, write)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = torch.from_numpy(session.run(None, {"images": example.numpy()})[0])
-    return float((got - clf.logits(example)).abs().max())
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out if isinstance(out, torch.Tensor) else out.logits
 
 
-def export_torchscript(clf: Classifier, path: Path, example: torch.Tensor, dynamic_batch: bool) -> float:
-    """TorchScript by tracing (eval mode); metadata in the archive's extra files."""
-    traced = torch.jit.trace(clf.model, example, check_trace=False)
-    atomic_write(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files={"dlbox.json": json.dumps(_meta(clf))}))
-    loaded = torch.jit.load(str(path))
-    return float((loaded(example) - clf.logits(example)).abs().max())
+def graph(clf: Classifier, dynamic_batch: bool = True) -> exporter.Graph:
+    g = torch.Generator().manual_seed(0)
+    # a static-batch export takes batches of N=1, a dynamic one any N (checked with 2)
+    example = torch.randn(2 if dynamic_batch else 1, 3, clf.img_size, clf.img_size, generator=g)
+    meta = exporter.ExportMeta.from_dict(export_meta(clf, dynamic_batch))
+    return exporter.Graph(Logits(clf.model).eval(), (example,), ["images"], ["logits"], meta)
 
 
-FORMATS = {
-    # format: (file suffix, function)
-    "onnx": (".onnx", export_onnx),
-    "torchscript": (".torchscript.pt", export_torchscript),
-}
+def export(source: str, fmt: str = "onnx", out: str | None = None, dynamic_batch: bool = True,
+           register: str | None = None) -> dict[str, Any]:
+    from dlbox.models import mlflow_registry
 
-
-def export(source: str, fmt: str = "onnx", out: str | None = None, dynamic_batch: bool = False) -> dict[str, Any]:
-    if fmt not in FORMATS:
-        raise UserError(f"unknown export format {fmt!r}", f"one of {', '.join(FORMATS)}")
+    f = exporter.check_format(fmt, FORMATS)
+    if register:
+        mlflow_registry.check_name(register)
     clf = load_classifier(source)
     if clf.model is None:
         raise UserError(f"{source} is already an exported model", "export from a run directory or checkpoint")
-    suffix, fn = FORMATS[fmt]
     src = Path(source)
     run_dir = src if src.is_dir() else src.parent.parent
-    path = Path(out) if out else run_dir / f"model{suffix}"
-    g = torch.Generator().manual_seed(0)
-    # (N, 3, H, W); a static-batch export takes batches of N=1, a dynamic one any N (checked with 2)
-    example = torch.randn(2 if dynamic_batch else 1, 3, clf.img_size, clf.img_size, generator=g)
-    diff = fn(clf, path, example, dynamic_batch)
-    return {"file": str(path), "format": fmt, "max_abs_diff": diff, "dynamic_batch": dynamic_batch, "img_size": clf.img_size}
+    path = Path(out) if out else run_dir / f"model{f.suffix}"
+    res = exporter.export(graph(clf, dynamic_batch), path, fmt)
+    result = {"file": str(path), "format": fmt, "max_abs_diff": res["parity"]["max_abs_diff"],
+           "dynamic_batch": dynamic_batch, "img_size": clf.img_size}  # fmt: skip
+    registered = mlflow_registry.after_export(path, run_dir, register)  # issue 24: MLflow run / registry
+    return {**result, "registered": registered} if registered else result

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from dlbox.errors import UserError, close_matches
+from dlbox.base.errors import UserError, close_matches
+from dlbox.models.weights import HF_CONFIG, HF_WEIGHTS, WeightsSource, read_hf_config, resolve_weights
 
 PREFIX = "timm:"
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+WEIGHTS_FILE = HF_WEIGHTS
+CONFIG_FILE = HF_CONFIG
 NOTE = ("timm's package ships no accuracy figures: pass its results CSV (results-imagenet.csv from "
         "github.com/huggingface/pytorch-image-models/tree/main/results) with --results for top-1/top-5")  # fmt: skip
 
@@ -92,11 +92,11 @@ def imagenet_names() -> list[str]:
     return [d.split(",")[0] for d in ImageNetInfo().label_descriptions()]
 
 
-def weights_info(name: str, weights: str | None = None) -> dict[str, Any]:
+def weights_info(name: str, weights: str | WeightsSource | None = None) -> dict[str, Any]:
     """img_size/mean/std/categories for ``name`` with ``weights``: from the weights' config.json when they are in
     the Hugging Face layout, else from the config timm ships."""
     found = locate(weights) if weights and weights != "none" else None
-    cfg = read_config(found[1]) if found and found[1] else {"pretrained_cfg": pretrained_cfg(name)}
+    cfg = read_hf_config(found[1]) if found and found[1] else {"pretrained_cfg": pretrained_cfg(name)}
     pcfg = cfg.get("pretrained_cfg") or {}
     info = transform_info(pcfg)
     names = cfg.get("label_names") or pcfg.get("label_names")
@@ -110,70 +110,13 @@ def weights_info(name: str, weights: str | None = None) -> dict[str, Any]:
     return info
 
 
-# --- weights in the Hugging Face layout ----------------------------------------------------------------------
-def locate(spec: str) -> tuple[Path, Path | None] | None:
+# --- weights in the Hugging Face layout (read by dlbox.models.weights: kind "hf-folder") -------------------
+def locate(spec: str | WeightsSource) -> tuple[Path, Path | None] | None:
     """(model.safetensors, config.json or None) when ``spec`` holds weights in the Hugging Face layout: a folder
     with model.safetensors, a .safetensors file with a config.json beside it, or hub:NAME of a timm entry.
     None when ``spec`` is something else (a dlbox run, a torchvision file...)."""
-    spec = str(spec)
-    if spec.startswith("hub:"):
-        return _from_hub(spec)
-    path = Path(spec)
-    if path.is_dir() and (path / WEIGHTS_FILE).is_file():
-        cfg = path / CONFIG_FILE
-        return path / WEIGHTS_FILE, cfg if cfg.is_file() else None
-    if path.is_file() and path.suffix == ".safetensors" and (path.parent / CONFIG_FILE).is_file():
-        return path, path.parent / CONFIG_FILE
-    return None
-
-
-def _from_hub(spec: str) -> tuple[Path, Path | None] | None:
-    try:
-        from dlbox.hub import catalog, fetch
-        from dlbox.hub.catalog import ModelEntry
-    except ImportError:
-        return None
-    entry = catalog.get(spec[4:])
-    if not isinstance(entry, ModelEntry) or not entry.loader.startswith(PREFIX):
-        return None
-    paths = fetch.ensure(entry)  # both files, through the cache and the mirrors
-    weights = next((p for n, p in paths.items() if n.endswith(".safetensors")), None)
-    if weights is None:
-        raise UserError(f"hub:{entry.name} has no .safetensors file", "a timm entry lists model.safetensors and config.json")
-    return weights, paths.get(CONFIG_FILE)
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read timm config {str(path)!r}: {e}", "it should be the config.json timm saved") from None
-    if not isinstance(cfg, dict):
-        raise UserError(f"{str(path)!r} is not a timm config (a JSON object with pretrained_cfg)")
-    return cfg
-
-
-def read_weights(spec: str) -> tuple[dict, dict[str, Any]] | None:
-    """(state dict, metadata) of Hugging Face layout weights, or None when ``spec`` is not in that layout.
-    Metadata: ``timm_architecture``, ``pretrained_cfg``, and ``classes`` when the config names them."""
-    found = locate(spec)
-    if found is None:
-        return None
-    weights, config = found
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(weights))
-    except Exception as e:
-        raise UserError(f"cannot read safetensors file {str(weights)!r}: {e}") from None
-    cfg = read_config(config) if config else {}
-    meta: dict[str, Any] = {"pretrained_cfg": cfg.get("pretrained_cfg") or {}}
-    if cfg.get("architecture"):
-        meta["timm_architecture"] = cfg["architecture"]
-    names = cfg.get("label_names") or meta["pretrained_cfg"].get("label_names")
-    if names:
-        meta["classes"] = list(names)
-    return state, meta
+    src = spec if isinstance(spec, WeightsSource) else resolve_weights(spec)
+    return (src.path, src.config) if src.kind == "hf-folder" else None
 
 
 def check_architecture(name: str, meta: dict[str, Any], spec: str) -> None:
@@ -262,5 +205,5 @@ def model_info(name: str) -> dict[str, Any]:
 def model_name_of(folder: Path) -> str | None:
     """``timm:ARCH`` of a Hugging Face layout folder, from its config.json (None when it names none)."""
     config = folder / CONFIG_FILE
-    arch = read_config(config).get("architecture") if config.is_file() else None
+    arch = read_hf_config(config).get("architecture") if config.is_file() else None
     return PREFIX + arch if arch else None

@@ -13,8 +13,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from dlbox.base.errors import UserError
 from dlbox.engine.device import physical_cores
-from dlbox.errors import UserError
+from dlbox.runtime.exported import load_exported
 from dlbox.tasks.detect.data import letterbox, to_tensor
 from dlbox.tasks.detect.inference import Detector, load_detector
 
@@ -44,8 +45,6 @@ def bench(source: str, img_size: int = 320, runtime: Literal["onnx", "torch"] = 
     scene, _ = render_scene(np.random.default_rng(0), CLASSES[:3])  # a 128-256 px sample image
     x = to_tensor(letterbox(scene, img_size)[0])[None]  # (1, 3, S, S)
     if runtime == "onnx":
-        import onnxruntime as ort
-
         path = Path(source)
         if det.session is None or det.img_size != img_size:
             if det.model is None:
@@ -54,11 +53,9 @@ def bench(source: str, img_size: int = 320, runtime: Literal["onnx", "torch"] = 
             from dlbox.tasks.detect.export import export_temp
 
             path = export_temp(det, img_size)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        feed = {session.get_inputs()[0].name: x.numpy()}
-        times = _timed(lambda: session.run(None, feed), runs, warmup)
+        ex = load_exported(path, threads=threads, task="detect")
+        feed = {ex.inputs[0].name: x.numpy()}
+        times = _timed(lambda: ex.run(feed), runs, warmup)
     else:
         if det.model is None:
             raise UserError("--runtime torch needs a run or checkpoint, not an .onnx file")

@@ -30,7 +30,8 @@ def render_export(r) -> str:
     verdict = "ok" if p["ok"] else f"MISMATCH ({p['unmatched']} of {p['compared']} detections)"
     return (f"wrote {r['file']} ({r['format']}, {r['img_size']} px, decoding + NMS inside)\n"
             f"parity with PyTorch on {p['images']} images: {verdict}; min IoU {p['min_iou']:.4f}, "
-            f"max score diff {p['max_score_diff']:.2e}")  # fmt: skip
+            f"max score diff {p['max_score_diff']:.2e}"
+            + (f"\nregistered {r['registered']['uri']}" if r.get("registered") else ""))  # fmt: skip
 
 
 COMMANDS = [

@@ -5,28 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from dlbox.base.errors import UserError
 from dlbox.config import REQUIRED, opt, positional
 from dlbox.engine.config import EngineConfig
-from dlbox.errors import UserError, close_matches
+from dlbox.models import registry
 
 DEFAULT_MODEL = "tinydet"
-TORCHVISION = (
-    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
-    "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn",
-    "ssdlite320_mobilenet_v3_large",
-)  # fmt: skip
-MODELS = (DEFAULT_MODEL, *TORCHVISION)
-# Input size each model is trained at by default (the letterbox side).
-DEFAULT_SIZE = {"tinydet": 320, "ssdlite320_mobilenet_v3_large": 320, "fasterrcnn_mobilenet_v3_large_320_fpn": 320}
+# the detector names and their input sizes (the letterbox side) come from the model registry
+MODELS = registry.names("detect")
+TORCHVISION = registry.names("detect", "torchvision")
 
 
 def check_name(name: str) -> None:
-    if name not in MODELS:
-        raise UserError(f"unknown detector {name!r}", close_matches(name, MODELS) or "run `dlbox detect models` for the list")
+    registry.get(name, "detect")
 
 
 def default_size(name: str) -> int:
-    return DEFAULT_SIZE.get(name, 512)
+    return registry.get(name, "detect").input_size or 512
 
 
 @dataclass
@@ -36,20 +31,20 @@ class DetectConfig(EngineConfig):
     weights: str = opt("none", "whole-detector weights: PATH (.pth/.pt/.safetensors/run dir), hub:NAME, or none")
     weights_backbone: str | None = opt(None, "ImageNet classifier weights for the backbone only: PATH or hub:NAME")
     fine_tune: bool = opt(False, "replace the box predictor for the data's classes (weights of other classes)")
-    img_size: int | None = opt(None, "letterbox side in pixels, a multiple of 32 (default: 320 for tinydet and the 320 models, else 512)", ge=32)
+    img_size: int | None = opt(None, "letterbox side in pixels, a multiple of 32 (default: 320 for tinydet and the 320 models, else 512)", ge=32, le=2048)
     augment: Literal["none", "flip"] = opt("flip", "training augmentation (flip: random horizontal flips)")
     val_split: float = opt(0.1, "validation fraction of the training images when the data has no val split", ge=0, lt=1)
-    max_images: int | None = opt(None, "train on the first N training images only (quick trials)", ge=1)
+    max_images: int | None = opt(None, "train on the first N training images only (quick trials)", ge=1, le=10**9)
     roi_batch: int | None = opt(None, "fasterrcnn_*: regions sampled per image for the box head in training "
-                                      "(torchvision: 512; 64-128 is much faster on CPU)", ge=1)
+                                      "(torchvision: 512; 64-128 is much faster on CPU)", ge=1, le=65536)
     optimizer: Literal["auto", "adamw", "sgd"] = opt("auto", "auto: AdamW for tinydet, SGD (momentum 0.9) for torchvision models")
-    lr: float | None = opt(None, "learning rate (default: 3e-3 AdamW, 0.01 SGD)", gt=0)
-    weight_decay: float | None = opt(None, "weight decay (default: 0.05 AdamW, 1e-4 SGD), not on norms and biases", ge=0)
-    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0)
+    lr: float | None = opt(None, "learning rate (default: 3e-3 AdamW, 0.01 SGD)", gt=0, le=1e4)
+    weight_decay: float | None = opt(None, "weight decay (default: 0.05 AdamW, 1e-4 SGD), not on norms and biases", ge=0, le=10)
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine decay to 0", ge=0, le=100_000)
     best: Literal["AP", "AP50"] = opt("AP50", "validation metric that picks best.pt")
-    tb_images: int = opt(4, "validation images with predicted boxes written to TensorBoard at the end (0: none)", ge=0)
-    epochs: int = opt(30, "epochs", ge=1)
-    batch_size: int = opt(16, "batch size per process", ge=1)
+    tb_images: int = opt(4, "validation images with predicted boxes written to TensorBoard at the end (0: none)", ge=0, le=1000)
+    epochs: int = opt(30, "epochs", ge=1, le=100_000)
+    batch_size: int = opt(16, "batch size per process", ge=1, le=65536)
 
     def validate(self) -> None:
         super().validate()
@@ -73,8 +68,8 @@ class EvaluateArgs:
     source: str = positional("a run directory (uses best.pt), a checkpoint, or an .onnx export")
     data: str = opt(REQUIRED, "a COCO directory (or one annotations json)")
     split: str = opt("val", "which annotations: val, test, train (default: val)")
-    batch_size: int = opt(8, "images per forward pass (default: 8)", ge=1)
-    threads: int | None = opt(None, THREADS, ge=1)
+    batch_size: int = opt(8, "images per forward pass (default: 8)", ge=1, le=65536)
+    threads: int | None = opt(None, THREADS, ge=1, le=1024)
 
 
 @dataclass(kw_only=True)
@@ -82,24 +77,26 @@ class PredictArgs:
     source: str = positional("a run directory, a checkpoint, or an .onnx export")
     inputs: list[str] = positional("image files, folders or quoted globs")
     conf: float = opt(0.5, "minimum score (default: 0.5)", ge=0, le=1)
-    save_images: str | None = opt(None, "write each image with its boxes drawn and labelled (PNG)", metavar="DIR")
-    threads: int | None = opt(None, THREADS, ge=1)
+    save_images: str | None = opt(None, "write each image with its boxes drawn and labelled (PNG)", metavar="DIR", output="dir")
+    threads: int | None = opt(None, THREADS, ge=1, le=1024)
 
 
 @dataclass(kw_only=True)
 class ExportArgs:
     source: str = positional("a run directory or checkpoint")
     format: Literal["onnx"] = opt("onnx", "(default: onnx)")
-    out: str | None = opt(None, "output file (default: RUN/model.onnx)")
-    img_size: int | None = opt(None, "input size of the graph (default: the training size)", ge=32)
+    out: str | None = opt(None, "output file (default: RUN/model.onnx)", output="file")
+    img_size: int | None = opt(None, "input size of the graph (default: the training size)", ge=32, le=2048)
     check_images: list[str] | None = opt(None, "images for the parity check (default: generated scenes)", metavar="IMAGE")
+    register: str | None = opt(None, "also register the export as the next version of NAME in MLflow's model "
+                               "registry (docs/track.md)", metavar="NAME")
 
 
 @dataclass(kw_only=True)
 class BenchArgs:
     source: str = positional("a run directory, a checkpoint, or an .onnx export")
-    img_size: int = opt(320, "input size (default: 320)", ge=32)
+    img_size: int = opt(320, "input size (default: 320)", ge=32, le=2048)
     runtime: Literal["onnx", "torch"] = opt("onnx", "(default: onnx)")
-    runs: int = opt(100, "timed runs (default: 100)", ge=1)
-    warmup: int = opt(10, "untimed runs first (default: 10)", ge=0)
-    threads: int | None = opt(None, "intra-op threads (default: physical cores)", ge=1)
+    runs: int = opt(100, "timed runs (default: 100)", ge=1, le=100_000)
+    warmup: int = opt(10, "untimed runs first (default: 10)", ge=0, le=1_000_000)
+    threads: int | None = opt(None, "intra-op threads (default: physical cores)", ge=1, le=1024)

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from dlbox.base.errors import UserError
 from dlbox.data import coco
-from dlbox.errors import UserError
 
 PAD_VALUE = 114  # grey padding, as YOLO does: neither black nor white objects blend into it
 CACHE_LIMIT_BYTES = 1 << 30  # decoded letterboxed images kept in memory for datasets below this size

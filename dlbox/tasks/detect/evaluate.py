@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import bar
+from dlbox.data import coco
 from dlbox.data.remote import resolve_data
-from dlbox.engine.progress import bar
-from dlbox.errors import UserError
 from dlbox.tasks.detect.data import CocoDetection, load_split
 from dlbox.tasks.detect.inference import Detector, load_detector, set_inference_threads
 from dlbox.tasks.detect.metrics import coco_eval, to_coco_results
@@ -42,10 +43,11 @@ def run_detector(det: Detector, ds: CocoDetection, batch_size: int = 8, score_th
 def evaluate(source: str, data: str, split: str = "val", batch_size: int = 8, threads: int | None = None) -> dict[str, Any]:
     """AP, AP50, AP75, APs/APm/APl, AR1/10/100 and per-class AP of ``source`` on ``split`` of ``data``."""
     set_inference_threads(threads)
-    det = load_detector(source, threads=threads)
     gt, root, path = load_split(str(resolve_data(data)), split)  # s3://bucket/prefix: synced locally first
     if not gt["annotations"]:
-        raise UserError(f"{path} has an empty annotation list: nothing to evaluate against")
+        raise UserError(f"{path} has an empty annotation list: nothing to evaluate against", "evaluate on a split with labelled boxes (`dlbox data coco stats DATA` shows counts)")
+    coco.validate_for_training(gt, str(path))  # a negative-width box or unknown category would be scored
+    det = load_detector(source, threads=threads)  # after the data is checked: a bad json costs no model load
     ds = CocoDetection(gt, root, det.classes, det.img_size, name=str(path), cache=False)
     results = run_detector(det, ds, batch_size)
     # Classes the model knows but this json lacks are simply absent; the data's classes must be the model's.

@@ -16,8 +16,9 @@ import torch
 import torchvision
 from torch import nn
 
-from dlbox.engine.progress import log
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.progress import log
+from dlbox.models.weights import is_reference, load_state, mismatch, read_state
 from dlbox.tasks.detect.config import DEFAULT_MODEL, MODELS, TORCHVISION, check_name, default_size  # noqa: F401
 from dlbox.tasks.detect.tinydet import TinyDet
 
@@ -77,15 +78,7 @@ def create(name: str, num_classes: int, img_size: int, roi_batch: int | None = N
 
 def read_weights(spec: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """State dict (and dlbox metadata: classes, model name) from a file, a run, safetensors or hub:NAME."""
-    from dlbox.tasks.classify.models import read_state_dict
-
-    if spec.startswith("hub:"):
-        try:
-            from dlbox.hub import resolve_weights  # noqa: F401
-        except ImportError:
-            raise UserError(f"cannot resolve {spec!r}: the hub is not available in this version",
-                            "download the weights file and pass its path") from None  # fmt: skip
-    return read_state_dict(spec)
+    return read_state(spec)
 
 
 def _num_classes_of(state: dict[str, torch.Tensor], name: str) -> int | None:
@@ -107,29 +100,13 @@ def _num_classes_of(state: dict[str, torch.Tensor], name: str) -> int | None:
     return None
 
 
-def load_detector_weights(model: nn.Module, state: dict[str, torch.Tensor], fine_tune: bool) -> list[str]:
+def load_detector_weights(model: nn.Module, state: dict[str, torch.Tensor], fine_tune: bool,
+                          source: str = "the weights") -> list[str]:
     """Load ``state``; with ``fine_tune`` the class-dependent layers whose shapes differ stay freshly
     initialised (the box predictor for the new class count). Returns the names of the re-initialised tensors."""
-    own = model.state_dict()
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
-        raise UserError(f"the weights do not fit {type(model).__name__} ({'; '.join(parts)})",
-                        "use the --model the weights were trained with")  # fmt: skip
-    if mismatched and not fine_tune:
-        shown = ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:2])
-        raise UserError(f"the weights' class layers do not fit the data's classes ({shown})",
-                        "add --fine-tune to replace the box predictor for the new classes")  # fmt: skip
-    merged = {k: (own[k] if k in mismatched else state[k]) for k in own}
-    model.load_state_dict(merged)
-    return mismatched
+    hint = ("add --fine-tune to replace the box predictor for the data's classes" if not fine_tune and
+            not any(mismatch(model, state)[:2]) else "use the --model the weights were trained with")  # fmt: skip
+    return load_state(model, state, source, hint=hint, keep_other_shapes=fine_tune)
 
 
 def _imagenet_to_backbone(model: nn.Module, src: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
@@ -189,11 +166,11 @@ def build(name: str, classes: list[str], img_size: int, weights: str = "none", f
             what = "COCO's 90 (+ background)" if n == COCO_CLASSES_WITH_BACKGROUND else str(n)
             raise UserError(f"the weights are for {what} classes but the data has {len(classes)}",
                             "add --fine-tune to replace the box predictor for the data's classes")  # fmt: skip
-        replaced = load_detector_weights(model, state, fine_tune)
+        replaced = load_detector_weights(model, state, fine_tune, weights)
         if replaced:
             log(f"fine-tune: re-initialised {len(replaced)} class-dependent tensors ({replaced[0]}, ...) for {len(classes)} classes")
     return model, meta
 
 
 def is_weights_file(spec: str) -> bool:
-    return spec.startswith("hub:") or Path(spec).is_file()
+    return is_reference(spec) or Path(spec).is_file()

@@ -8,13 +8,19 @@ from typing import Any
 
 import torch
 
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write
+from dlbox.base.progress import bar
 from dlbox.data.folders import IMAGE_EXTENSIONS
-from dlbox.engine.fileio import atomic_write
-from dlbox.engine.progress import bar
-from dlbox.errors import UserError
 from dlbox.tasks.detect.data import letterbox, read_image, to_tensor
 from dlbox.tasks.detect.draw import draw_detections
-from dlbox.tasks.detect.inference import Detector, load_detector, set_inference_threads
+from dlbox.tasks.detect.inference import (
+    SCORE_THRESH,
+    Detector,
+    load_detector,
+    result_row,
+    set_inference_threads,
+)
 
 
 def list_images(inputs: list[str]) -> list[Path]:
@@ -39,14 +45,8 @@ def predict_image(det: Detector, path: Path, conf: float) -> tuple[dict[str, Any
     """(result row, the PIL image); boxes in the original image's pixels."""
     im = read_image(path)
     canvas, scale = letterbox(im, det.img_size)
-    boxes, scores, labels = det.detect(to_tensor(canvas)[None], score_thresh=min(conf, 0.05))[0]
-    keep = scores >= conf
-    boxes = boxes[keep] / scale
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, im.width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, im.height)
-    dets = [{"label": det.classes[int(k)], "score": float(s), "box": [float(v) for v in b]}
-            for b, s, k in zip(boxes, scores[keep], labels[keep], strict=True)]  # fmt: skip
-    return {"file": str(path), "width": im.width, "height": im.height, "detections": dets}, im
+    found = det.detect(to_tensor(canvas)[None], score_thresh=min(conf, SCORE_THRESH))[0]
+    return {"file": str(path), **result_row(det.classes, found, scale, im.width, im.height, conf)}, im
 
 
 @torch.no_grad()
@@ -55,7 +55,7 @@ def predict(source: str, inputs: list[str], conf: float = 0.5, save_images: str 
     """Detections per image (box = [x1, y1, x2, y2] in pixels); with ``save_images`` each image is also
     written there (PNG) with its boxes drawn and labelled."""
     if not 0 <= conf <= 1:
-        raise UserError(f"--conf must be in [0, 1], got {conf}")
+        raise UserError(f"--conf must be in [0, 1], got {conf}", "e.g. --conf 0.25")
     set_inference_threads(threads)
     det = load_detector(source, threads=threads)
     files = list_images(inputs)

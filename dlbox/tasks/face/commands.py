@@ -48,11 +48,14 @@ COMMANDS = [
             "dlbox face evaluate --weights hub:facenet-vggface2 --pairs lfw/pairs.txt --images lfw/lfw",
             config.EvaluateArgs, call("dlbox.tasks.face.evaluate:evaluate", pairs_file="pairs", n_pairs="num_pairs"),
             lazy("dlbox.tasks.face.evaluate:render")),
-    Command("export", "the embedder to ONNX, with a parity check against PyTorch",
+    Command("export", "the embedder to ONNX, TorchScript or OpenVINO IR, with a parity check against PyTorch",
             "dlbox face export runs/face/NAME --out face.onnx",
-            config.ExportArgs, lambda c: lazy("dlbox.tasks.face.export:export")(c.source, c.out, c.model, not c.static_batch),
+            config.ExportArgs,
+            lambda c: lazy("dlbox.tasks.face.export:export")(c.source, c.out, c.model, not c.static_batch, c.format,
+                                                             register=c.register),
             lambda r: f"wrote {r['file']} (embeddings of size {r['dim']}); parity with PyTorch: "
-                      f"max |diff| = {r['max_abs_diff']:.2e}"),
+                      f"max |diff| = {r['max_abs_diff']:.2e}"
+                      + (f"\nregistered {r['registered']['uri']}" if r.get("registered") else "")),
 ]  # fmt: skip
 
 

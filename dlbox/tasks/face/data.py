@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlbox.engine.progress import bar, log
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.progress import bar, log
 
 MEAN, STD = (127.5 / 255,) * 3, (128 / 255,) * 3  # ToTensor's [0, 1] -> (p - 127.5) / 128
 
@@ -74,7 +74,7 @@ def draw_pairs(labels: list[int] | np.ndarray, n_pairs: int, seed: int) -> list[
     by_id = {lbl: np.flatnonzero(labels == lbl) for lbl in np.unique(labels)}
     multi = [lbl for lbl, idx in by_id.items() if len(idx) >= 2]
     if not multi or len(by_id) < 2:
-        raise UserError("pairs need at least 2 identities, one of them with 2 or more photos")
+        raise UserError("pairs need at least 2 identities, one of them with 2 or more photos", "add photos: each identity a folder, some with two or more photos")
     same_all = [(int(a), int(b)) for lbl in multi for k, a in enumerate(by_id[lbl]) for b in by_id[lbl][k + 1 :]]
     n_same = min(n_pairs // 2, len(same_all))
     same = [same_all[k] for k in rng.choice(len(same_all), n_same, replace=False)]
@@ -116,7 +116,7 @@ def aligned_cache(align: str) -> Path:
 
 def align_files(files: list[str], align: str, detector=None) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Each photo -> its cached aligned crop (largest face); photos without a face are returned as skipped."""
-    from dlbox.engine.fileio import atomic_write
+    from dlbox.base.fileio import atomic_write
     from dlbox.tasks.face.align import align as align_face
 
     cache = aligned_cache(align)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from dlbox.engine.fileio import atomic_write, atomic_write_text
-from dlbox.engine.progress import log
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError, not_found
+from dlbox.base.fileio import atomic_write, atomic_write_text
+from dlbox.base.progress import log
 from dlbox.tasks.face import metrics
 
 
@@ -24,7 +24,7 @@ def read_pairs(pairs_file: str | Path, images: str | Path | None = None) -> tupl
     """(file_a, file_b, same) per line, and each pair's fold (from the header; else 10 contiguous folds)."""
     pairs_file = Path(pairs_file)
     if not pairs_file.is_file():
-        raise UserError(f"pairs file {str(pairs_file)!r} does not exist", "pass LFW's pairs.txt (`dlbox hub download lfw`)")
+        raise UserError(f"pairs file {str(pairs_file)!r} {not_found(pairs_file)}", "pass LFW's pairs.txt (`dlbox hub download lfw`)")
     root = Path(images) if images else pairs_file.parent / "lfw"
     lines = [ln.split() for ln in pairs_file.read_text().splitlines() if ln.strip()]
     header = None
@@ -37,14 +37,14 @@ def read_pairs(pairs_file: str | Path, images: str | Path | None = None) -> tupl
         elif len(parts) == 4:
             a, b, same = (parts[0], parts[1]), (parts[2], parts[3]), False
         else:
-            raise UserError(f"{pairs_file} line {n}: expected 'name n1 n2' or 'name1 n1 name2 n2', got {' '.join(parts)!r}")
+            raise UserError(f"{pairs_file} line {n}: expected 'name n1 n2' or 'name1 n1 name2 n2', got {' '.join(parts)!r}", "use LFW's pairs.txt format")
         try:
             fa, fb = (root / p / f"{p}_{int(k):04d}.jpg" for p, k in (a, b))
         except ValueError:
-            raise UserError(f"{pairs_file} line {n}: image numbers must be integers, got {' '.join(parts)!r}") from None
+            raise UserError(f"{pairs_file} line {n}: image numbers must be integers, got {' '.join(parts)!r}", "use LFW's pairs.txt format") from None
         pairs.append((str(fa), str(fb), same))
     if not pairs:
-        raise UserError(f"{pairs_file} holds no pairs")
+        raise UserError(f"{pairs_file} holds no pairs", "use LFW's pairs.txt (`dlbox hub download lfw`)")
     if header and len(header) == 2 and header[0] * header[1] * 2 == len(pairs):
         folds = np.repeat(np.arange(header[0]), 2 * header[1])  # LFW: fold k = 2 * per_fold lines in a row
     else:
@@ -117,10 +117,13 @@ def evaluate(source: str, pairs_file: str | None = None, data: str | None = None
 
 
 def _default_out(source: str) -> Path:
+    from dlbox.models.weights import split_scheme
+
     p = Path(source)
     if p.is_dir():
         return p / "eval"
-    return Path("runs") / "face" / "eval" / (p.stem if not str(source).startswith("hub:") else str(source)[4:])
+    scheme, rest = split_scheme(source)  # hub:NAME -> runs/face/eval/NAME
+    return Path("runs") / "face" / "eval" / (rest if scheme else p.stem)
 
 
 def roc_image(fpr: np.ndarray, tpr: np.ndarray, auc: float, size: int = 360):

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dlbox.engine.fileio import atomic_write
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write
 from dlbox.tasks.face.faces import default_align, expand_inputs, face_crops, save_npz
 from dlbox.tasks.face.inference import load_embedder
 
@@ -102,15 +102,38 @@ def enroll(gallery_dir: str, out: str, source: str, model: str | None = None, al
     return {"out": str(out), "people": len(names), "photos": int(sum(counts)), "skipped": skipped, "not_enrolled": missing}
 
 
+GALLERY_KEYS = ("names", "embeddings", "source", "model", "aligned", "align", "flip")
+ENROLL = "create one with `dlbox face enroll GALLERY_DIR --out gallery.npz`"
+
+
 def load_gallery(path: str) -> dict[str, Any]:
+    """A gallery written by ``enroll``, checked: a truncated or foreign file, missing keys or embeddings that are
+    not one finite vector per name are one line naming the file."""
+    import zipfile
+
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"gallery {path!r} is a folder, not a .npz file", ENROLL)
     if not p.is_file():
-        raise UserError(f"gallery {path!r} does not exist", "create one with `dlbox face enroll GALLERY_DIR --out gallery.npz`")
+        raise UserError(f"gallery {path!r} does not exist", ENROLL)
     try:
         with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read gallery {path!r}: {str(e)[:100]}", "enroll again") from None
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("a single array, not an .npz archive")
+            g = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError) as e:
+        why = "it is empty" if p.stat().st_size == 0 else (str(e).splitlines() or [type(e).__name__])[0][:100]
+        raise UserError(f"gallery {path!r} is truncated or not an .npz gallery ({why})", ENROLL) from None
+    missing = [k for k in GALLERY_KEYS if k not in g]
+    if missing:
+        raise UserError(f"gallery {path!r} is not a gallery written by `dlbox face enroll` (no {', '.join(missing)})",
+                        ENROLL)  # fmt: skip
+    emb, names = g["embeddings"], g["names"]
+    if emb.ndim != 2 or names.ndim != 1 or len(emb) != len(names) or not len(names):
+        raise UserError(f"gallery {path!r} is damaged: {emb.shape} embeddings for {names.shape} names", ENROLL)
+    if not np.issubdtype(emb.dtype, np.floating) or not np.isfinite(emb).all():
+        raise UserError(f"gallery {path!r} is damaged: its embeddings are not finite numbers", ENROLL)
+    return g
 
 
 def identify(gallery: str, inputs: list[str], source: str | None = None, threshold: float | None = None,
@@ -123,6 +146,10 @@ def identify(gallery: str, inputs: list[str], source: str | None = None, thresho
     files = expand_inputs(inputs)
     crops, ok, skipped = face_crops(files, str(g["align"]) or default_align(emb), is_aligned)
     vecs = emb.embed_images(crops, flip=bool(g["flip"]))
+    if len(vecs) and vecs.shape[1] != g["embeddings"].shape[1]:
+        raise UserError(f"gallery {gallery!r} holds {g['embeddings'].shape[1]}-dim embeddings, the model {src} "
+                        f"makes {vecs.shape[1]}-dim ones (enrolled with another embedder)",
+                        f"identify with the weights it was enrolled with, or enroll again with --weights {src}")  # fmt: skip
     results = []
     for f, v in zip(ok, vecs, strict=True):
         d = np.linalg.norm(g["embeddings"] - v[None], axis=1)

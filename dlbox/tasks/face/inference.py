@@ -3,6 +3,9 @@
 The distance threshold that goes with a model: RUN/threshold.json (written by `dlbox face evaluate`), else the
 one training chose on its held-out identities, else WEIGHTS.threshold.json beside a weights file, else the
 usual value for FaceNet's published weights (1.1) or 1.0. ``--threshold`` overrides all of them.
+
+``predictor()`` serves an embedder (``dlbox serve``): a photo -> its faces (MTCNN boxes, as `face detect --json`)
+with their embeddings; two photos with ``pair`` -> same person or not (as `face compare`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.models.weights import WeightsSource, read_checkpoint, read_state, resolve_weights
+from dlbox.runtime.inputs import decode_image, default_name, int_option, no_more_options
+from dlbox.runtime.predictor import Sample, TensorSpec
 from dlbox.tasks.face import models
 
 FACENET_THRESHOLD = 1.1  # unit-embedding distance commonly used with facenet-pytorch's published weights
@@ -30,8 +36,17 @@ class Embedder:
     threshold: float
     source: str
     model: nn.Module | None = None
-    session: Any = None  # onnxruntime.InferenceSession
+    exported: Any = None  # dlbox.runtime.exported.Exported of a dlbox export
     threshold_file: str | None = None  # where `evaluate` stores the threshold it chose
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime session of an ONNX export (else None)."""
+        return self.exported.backend if self.exported is not None and self.exported.format == "onnx" else None
+
+    @property
+    def backend(self) -> str:
+        return "pytorch" if self.exported is None else {"onnx": "onnxruntime"}.get(self.exported.format, self.exported.format)
 
     @torch.no_grad()
     def embed_tensor(self, x: torch.Tensor, flip: bool = False) -> np.ndarray:
@@ -43,11 +58,10 @@ class Embedder:
         return out.astype(np.float32)
 
     def _run(self, x: torch.Tensor, batch: int = 64) -> np.ndarray:
-        if self.session is not None:
-            inp = self.session.get_inputs()[0]
-            step = inp.shape[0] if isinstance(inp.shape[0], int) else batch
+        if self.exported is not None:  # a static-batch export is fed its batch size at a time
+            name, out = self.exported.inputs[0].name, self.exported.outputs[0].name
             arr = x.numpy().astype(np.float32)
-            return np.concatenate([self.session.run(None, {inp.name: arr[i : i + step]})[0] for i in range(0, len(arr), step)])
+            return np.concatenate([self.exported.run({name: arr[i : i + batch]})[out] for i in range(0, len(arr), batch)])
         return np.concatenate([self.model(x[i : i + batch]).float().numpy() for i in range(0, len(x), batch)])
 
     def embed_images(self, crops: list[Image.Image], flip: bool = False) -> np.ndarray:
@@ -61,11 +75,10 @@ class Embedder:
 
 def weights_state(spec: str) -> dict[str, torch.Tensor]:
     """An embedder state dict from PATH (state dict, dlbox run/checkpoint) or hub:NAME."""
-    path = _weights_path(spec)
-    if path.is_dir():
-        return _run_state(path)[0]
-    state = models.read_state_dict(path)
-    return _strip(state)
+    src = resolve_weights(spec)
+    if src.kind == "run":
+        return _run_state(src)[0]
+    return _strip(models.plain_state(read_state(src)[0]))
 
 
 def _strip(state: dict) -> dict:
@@ -75,25 +88,9 @@ def _strip(state: dict) -> dict:
     return state
 
 
-def _weights_path(spec: str) -> Path:
-    if spec.startswith("hub:"):
-        from dlbox.hub.weights import resolve_weights
-
-        return Path(resolve_weights(spec))
-    p = Path(spec)
-    if not p.exists():
-        raise UserError(f"{spec!r} does not exist", "pass a run directory, a checkpoint, a weights file, an .onnx file or hub:NAME")
-    return p
-
-
-def _run_state(run: Path) -> tuple[dict, dict, Path]:
-    from dlbox.engine import checkpoint
-
-    ckpt = run / "checkpoints" / "best.pt"
-    if not ckpt.is_file():
-        ckpt = checkpoint.resolve(run)
-    state = checkpoint.load(ckpt)
-    return _strip(state["model"]), state.get("task_state") or {}, ckpt
+def _run_state(run: WeightsSource) -> tuple[dict, dict, Path]:
+    ck = read_checkpoint(run)
+    return _strip(ck["model"]), ck.get("task_state") or {}, run.checkpoint_file("best.pt")
 
 
 def load_embedder(source: str, model: str | None = None, threshold: float | None = None) -> Embedder:
@@ -101,17 +98,18 @@ def load_embedder(source: str, model: str | None = None, threshold: float | None
     (``model`` names the architecture of plain weights; default inception_resnet_v1)."""
     from dlbox.engine import checkpoint
 
-    path = _weights_path(str(source))
-    if path.suffix == ".onnx":
-        return _load_onnx(path, threshold)
+    src = resolve_weights(str(source))
+    path = src.path
+    if src.kind == "export":
+        return _load_export(path, threshold)
     task_state: dict = {}
     threshold_file: Path
-    if path.is_dir() or _is_checkpoint(path):
-        if path.is_dir():
-            state, task_state, _ = _run_state(path)
+    if src.kind in ("run", "checkpoint"):
+        if src.kind == "run":
+            state, task_state, _ = _run_state(src)
             run = path
         else:
-            ck = checkpoint.load(path)
+            ck = read_checkpoint(src)
             state, task_state, run = _strip(ck["model"]), ck.get("task_state") or {}, checkpoint.run_dir_of(path)
         if "arch" not in task_state:
             raise UserError(f"{source} is not a face run", "pass a run of `dlbox face train`, or weights with --model")
@@ -121,7 +119,7 @@ def load_embedder(source: str, model: str | None = None, threshold: float | None
         default = task_state.get("threshold") or 1.0
     else:
         arch = model or "inception_resnet_v1"
-        state = models.read_state_dict(path)
+        state = models.plain_state(read_state(src)[0])
         net = models.build(arch, _embedding_dim(state, arch), _width(state, arch))
         img_size = models.DEFAULT_SIZE[arch]
         threshold_file = Path(str(path) + ".threshold.json")
@@ -147,17 +145,6 @@ def _width(state: dict, arch: str) -> float:
     return 1.0
 
 
-def _is_checkpoint(path: Path) -> bool:
-    """A dlbox checkpoint (rather than a plain state dict)? Read with weights_only=True like any outside file."""
-    if path.suffix == ".safetensors":
-        return False
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return False  # read_state_dict reports what is wrong with the file
-    return isinstance(state, dict) and state.get("format") == "dlbox.checkpoint"
-
-
 def _read_threshold(path: Path) -> float | None:
     try:
         return float(json.loads(path.read_text())["threshold"])
@@ -165,18 +152,141 @@ def _read_threshold(path: Path) -> float | None:
         return None
 
 
-def _load_onnx(path: Path, threshold: float | None) -> Embedder:
-    import onnxruntime as ort
+def _load_export(path: Path, threshold: float | None) -> Embedder:
+    """An export through the one loader (also the ``dlbox_face`` metadata of exports before schema 1)."""
+    from dlbox.runtime.exported import load_exported
 
-    try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise UserError(f"cannot load ONNX model {path}: {str(e).splitlines()[0][:120]}", "export it again") from None
-    meta = sess.get_modelmeta().custom_metadata_map
-    if "dlbox_face" not in meta:
-        raise UserError(f"{path} is not a dlbox face export", "export one with `dlbox face export RUN`")
-    info = json.loads(meta["dlbox_face"])
+    ex = load_exported(path, task="face")
     stored = _read_threshold(Path(str(path) + ".threshold.json"))
-    chosen = threshold if threshold is not None else (stored if stored is not None else info["threshold"])
-    return Embedder(info["arch"], int(info["img_size"]), float(chosen), str(path), session=sess,
-                    threshold_file=str(path) + ".threshold.json")  # fmt: skip
+    chosen = threshold if threshold is not None else (stored if stored is not None else ex.meta["extra"]["threshold"])
+    return Embedder(ex.meta["extra"].get("arch") or ex.meta["model_name"], int(ex.meta["inputs"][0]["size"]),
+                    float(chosen), str(path), exported=ex, threshold_file=str(path) + ".threshold.json")  # fmt: skip
+
+
+def export_meta(emb: Embedder, dynamic_batch: bool = True) -> dict[str, Any]:
+    """The export metadata (docs/export.md) of an embedder: an export's own, else what exporting would write."""
+    from dlbox.runtime.export import ExportMeta, image_input, weights_sha256
+
+    if emb.exported is not None:
+        return emb.exported.meta
+    meta = ExportMeta(
+        "face", emb.arch, [image_input("faces", emb.img_size, [0.5] * 3, [128 / 255] * 3, -1 if dynamic_batch else 1)],
+        dynamic_batch=dynamic_batch,
+        preprocessing={"crop": "an aligned face crop of size x size (MTCNN + alignment, see `dlbox face detect`)",
+                       "normalise": "(pixel - 127.5) / 128", "channels": "RGB"},
+        extra={"arch": emb.arch, "threshold": emb.threshold, "source": emb.source,
+               "output": "unit-length embeddings; same person when the L2 distance < threshold"},
+        weights_sha256=weights_sha256(emb.model) if emb.model is not None else "",
+    )  # fmt: skip
+    return meta.to_dict()
+
+
+def default_align(embedder) -> str:
+    """FaceNet's published weights saw facenet-pytorch's box crops; our runs see the template for their size."""
+    return "box160" if embedder.arch == "inception_resnet_v1" else "arcface112"
+
+
+OPTIONS = "aligned (the photo is a face crop), flip (mean with the mirror image), pair (two photos: same person?)"
+
+
+def _flag(options: dict[str, Any], name: str) -> bool:
+    v = options.pop(name, False)
+    if isinstance(v, str):
+        if v.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise UserError(f"{name} must be true or false, got {v!r}")
+        return v.lower() in ("true", "1", "yes")
+    return bool(v)
+
+
+class FacePredictor:
+    """Per photo ``{"faces": [{"box", "score", "landmarks", "embedding"}], "note"?}`` (``face detect --json``'s
+    entry with each face's embedding, rounded to 6 decimals); with ``aligned`` the photo is one face crop and
+    the entry is ``{"faces": [{"embedding"}]}``. With ``pair`` (exactly two photos) each entry also has
+    ``"pair": {"distance", "same", "threshold"}`` for the largest faces, as `face compare` decides."""
+
+    task = "face"
+
+    def __init__(self, emb: Embedder, name: str, min_face_size: int = 20, align: str | None = None):
+        self.emb, self.name = emb, name
+        self.align = align or default_align(emb)
+        self.min_face_size = min_face_size
+        self._detector = None
+        self.meta = {**export_meta(emb), "backend": emb.backend}
+        s = emb.img_size
+        self.inputs = [TensorSpec("faces", "FP32", (-1, 3, s, s))]
+        self.outputs = [TensorSpec("embeddings", "FP32", (-1, -1))]
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from dlbox.tasks.face.mtcnn import MTCNN
+
+            self._detector = MTCNN(min_face_size=self.min_face_size)
+        return self._detector
+
+    def decode(self, payload: bytes, content_type: str | None = None, **options: Any) -> Sample:
+        no_more_options(dict(options), "no decode options")
+        im = decode_image(payload)
+        return Sample(im, {"width": im.width, "height": im.height})
+
+    def predict(self, samples: list[Sample], **options: Any) -> list[dict[str, Any]]:
+        from dlbox.tasks.face.align import align as align_face
+        from dlbox.tasks.face.data import largest
+
+        aligned, flip, pair = _flag(options, "aligned"), _flag(options, "flip"), _flag(options, "pair")
+        no_more_options(options, OPTIONS)
+        if pair and len(samples) != 2:
+            raise UserError(f"pair compares two photos, got {len(samples)}", "send exactly two images")
+        crops, owner, entries, faces_of = [], [], [], []
+        for k, s in enumerate(samples):
+            entry: dict[str, Any] = {"file": s.info["file"]} if "file" in s.info else {}
+            if aligned:
+                faces = [None]
+                crops.append(s.data)
+                owner.append(k)
+            else:
+                faces = self.detector.detect(s.data)
+                for f in faces:
+                    crops.append(align_face(s.data, f, self.align))
+                    owner.append(k)
+            entry["faces"] = [{} if f is None else f.as_dict() for f in faces]
+            if not faces:
+                entry["note"] = f"no face found (smallest face searched: {self.detector.min_face_size} px)"
+            entries.append(entry)
+            faces_of.append(faces)
+        vecs = self.emb.embed_images(crops, flip=flip) if crops else np.zeros((0, 0), np.float32)
+        seen = [0] * len(samples)
+        for k, v in zip(owner, vecs, strict=True):
+            entries[k]["faces"][seen[k]]["embedding"] = [round(float(x), 6) for x in v]
+            seen[k] += 1
+        if pair:
+            best = []
+            for k, faces in enumerate(faces_of):
+                if not faces:
+                    raise UserError(f"no face found in photo {k + 1} of the pair", "send photos with a face in each")
+                i = 0 if aligned else faces.index(largest(faces))
+                best.append(vecs[owner.index(k) + i])
+            d = float(np.linalg.norm(best[0] - best[1]))
+            verdict = {"distance": d, "same": bool(d < self.emb.threshold), "threshold": self.emb.threshold}
+            for e in entries:
+                e["pair"] = verdict
+        return entries
+
+    @torch.no_grad()
+    def infer(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        no_more_options({k: 0 for k in tensors if k != "faces"}, "the tensor faces (N, 3, S, S)")
+        if "faces" not in tensors:
+            raise UserError("missing input tensor faces", "send faces: (N, 3, S, S) FP32, (pixel - 127.5) / 128")
+        x = np.ascontiguousarray(tensors["faces"], dtype=np.float32)
+        s = self.emb.img_size
+        if x.ndim != 4 or x.shape[1:] != (3, s, s):
+            raise UserError(f"faces must be (N, 3, {s}, {s}), got {tuple(x.shape)}")
+        return {"embeddings": self.emb.embed_tensor(torch.from_numpy(x))}
+
+
+def predictor(source: str | Path, name: str | None = None, model: str | None = None, threshold: float | None = None,
+              min_face_size: int = 20) -> FacePredictor:  # fmt: skip
+    """A ``dlbox.runtime.predictor.Predictor`` for a run, checkpoint, export, weights or hub:NAME: a photo -> its
+    faces (box, score, landmarks, embedding); ``pair=True`` verifies two photos."""
+    n = int_option({"min_face_size": min_face_size}, "min_face_size", 20, 1, 10_000)
+    return FacePredictor(load_embedder(str(source), model, threshold), name or default_name(source), n)

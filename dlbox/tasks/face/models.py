@@ -19,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
+from dlbox.models import registry
+from dlbox.models.weights import from_path, load_state, read_state
 
-ARCHS = ("inception_resnet_v1", "mobileface", "tinyface")
-DEFAULT_SIZE = {"inception_resnet_v1": 160, "mobileface": 112, "tinyface": 64}
+ARCHS = registry.names("face")  # the embedders and their input sizes come from the model registry
+DEFAULT_SIZE = {name: registry.get(name).input_size for name in ARCHS}
 HUB_WEIGHTS = {"facenet-vggface2": "inception_resnet_v1", "facenet-casia-webface": "inception_resnet_v1"}
 
 
@@ -214,47 +216,22 @@ def build(arch: str, embedding_dim: int | None = None, width: float = 1.0) -> nn
         return MobileFace(embedding_dim or 128, width)
     if arch == "tinyface":
         return TinyFace(embedding_dim or 64, width)
-    from dlbox.errors import close_matches
+    from dlbox.base.errors import close_matches
 
     raise UserError(f"unknown face model {arch!r}", close_matches(arch, ARCHS) or f"one of {', '.join(ARCHS)}")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A plain state dict (.pt/.pth via weights_only=True, or .safetensors); facenet's ``logits.*`` dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {str(path)!r} does not exist", "check the path, or use hub:facenet-vggface2")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot read weights {str(path)!r}: {str(e).splitlines()[0][:120]}",
-                        "pass a state dict saved with torch.save or a .safetensors file") from None  # fmt: skip
-    if isinstance(state, dict) and "format" in state and "model" in state:  # a dlbox checkpoint
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise UserError(f"{str(path)!r} does not hold a state dict")
+def plain_state(state: dict[str, Any]) -> dict[str, Any]:
+    """facenet-pytorch's ``logits.*`` classifier rows dropped (the embedder does not have them)."""
     return {k: v for k, v in state.items() if not k.startswith("logits.")}
 
 
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A plain state dict (.pt/.pth via weights_only=True, or .safetensors, or a dlbox checkpoint's model);
+    facenet's ``logits.*`` dropped."""
+    return plain_state(read_state(from_path(Path(path)))[0])
+
+
 def load_into(model: nn.Module, state: dict[str, Any], source: str) -> None:
-    """Strict load; mismatched names or shapes are a one-line error naming the first few."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}")
-        if shapes:
-            parts.append(f"other shapes for {', '.join(shapes[:3])}")
-        raise UserError(f"{source} does not fit {type(model).__name__}: {'; '.join(parts)}",
-                        "pass --model for the architecture the weights were trained as")  # fmt: skip
-    model.load_state_dict(state)
+    """Strict load; mismatched names or shapes are the one mismatch error (dlbox.models.weights)."""
+    load_state(model, state, source, hint="pass --model for the architecture the weights were trained as")

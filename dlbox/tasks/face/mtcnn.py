@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import nms
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
 HUB_ENTRY = "mtcnn"

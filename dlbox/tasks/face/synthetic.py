@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from dlbox.engine.fileio import atomic_write
+from dlbox.base.fileio import atomic_write
 
 
 def _identity(rng: np.random.Generator) -> dict:

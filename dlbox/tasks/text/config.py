@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from dlbox.base.errors import UserError
 from dlbox.config import REQUIRED, opt, positional, section
-from dlbox.errors import UserError
 from dlbox.tasks.text.w2v import W2VConfig
 
 
 @dataclass
 class PipelineConfig:
-    workers: int | None = opt(None, "worker processes (default: all cores; 1 runs in this process)", ge=1)
-    chunk_size: int = opt(64, "items per chunk: the unit of parallel work and of resume", ge=1)
+    workers: int | None = opt(None, "worker processes (default: all cores; 1 runs in this process)", ge=1, le=256)
+    chunk_size: int = opt(64, "items per chunk: the unit of parallel work and of resume", ge=1, le=1_000_000)
     restart: bool = opt(False, "ignore the checkpoint of an interrupted run and start over")
 
     def validate(self) -> None:
@@ -30,7 +30,7 @@ class Wiki2TxtConfig(PipelineConfig):
 
 @dataclass
 class ConvertConfig(PipelineConfig):
-    chunk_size: int = opt(2000, "lines per chunk: the unit of parallel work and of resume", ge=1)
+    chunk_size: int = opt(2000, "lines per chunk: the unit of parallel work and of resume", ge=1, le=1_000_000)
     opencc: str = opt("t2s", "OpenCC config: t2s (traditional -> simplified), s2t, s2twp, tw2sp, t2hk, ... "
                              "or the path of a config .json")  # fmt: skip
 
@@ -45,7 +45,7 @@ class TokenOptions:
 
 @dataclass
 class SegmentConfig(TokenOptions, PipelineConfig):
-    chunk_size: int = opt(256, "lines per chunk: the unit of parallel work and of resume", ge=1)
+    chunk_size: int = opt(256, "lines per chunk: the unit of parallel work and of resume", ge=1, le=1_000_000)
     lang: Literal["zh", "en"] = opt("zh", "zh: jieba words; en: lower-cased words of letters")
     per_line: Literal["article", "sentence"] = opt("article", "article: one output line per input line; "
                                                               "sentence: one sentence a line")  # fmt: skip
@@ -68,7 +68,7 @@ MODEL = "a model directory, or a .kv, .model, word2vec .bin or .txt file"
 @dataclass(kw_only=True)
 class Wiki2TxtArgs:
     dump: str = positional(DUMP)
-    out: str = opt(REQUIRED, OUT)
+    out: str = opt(REQUIRED, OUT, output="file")
     config: str | None = opt(None, CONFIG)
     options: Wiki2TxtConfig = section("extraction")
 
@@ -76,7 +76,7 @@ class Wiki2TxtArgs:
 @dataclass(kw_only=True)
 class ConvertArgs:
     input: str = positional("a UTF-8 text file")
-    out: str = opt(REQUIRED, OUT)
+    out: str = opt(REQUIRED, OUT, output="file")
     config: str | None = opt(None, CONFIG)
     # --t2s: a shorthand that sets --opencc (of the options below)
     opencc: str | None = opt(None, "traditional -> simplified Chinese (= --opencc t2s)", flag="--t2s",
@@ -87,7 +87,7 @@ class ConvertArgs:
 @dataclass(kw_only=True)
 class SegmentArgs:
     input: str = positional("a UTF-8 text file, one article or sentence a line")
-    out: str = opt(REQUIRED, OUT)
+    out: str = opt(REQUIRED, OUT, output="file")
     config: str | None = opt(None, CONFIG)
     options: SegmentConfig = section("segmentation")
 
@@ -95,7 +95,7 @@ class SegmentArgs:
 @dataclass(kw_only=True)
 class PrepareArgs:
     dump: str = positional(DUMP)
-    out: str = opt(REQUIRED, OUT)
+    out: str = opt(REQUIRED, OUT, output="file")
     config: str | None = opt(None, CONFIG)
     options: PrepareConfig = section("corpus")
 
@@ -103,7 +103,7 @@ class PrepareArgs:
 @dataclass(kw_only=True)
 class W2VTrainArgs:
     corpus: str = positional("the corpus file (from dlbox text prepare)")
-    out: str = opt(REQUIRED, "the model directory (built beside it, renamed when complete)")
+    out: str = opt(REQUIRED, "the model directory (built beside it, renamed when complete)", output="dir")
     config: str | None = opt(None, CONFIG)
     # --cbow: a shorthand that sets --no-sg (of the options below)
     sg: bool | None = opt(None, "CBOW (the default; = --no-sg)", flag="--cbow", action="store_const", const=False)
@@ -115,7 +115,7 @@ class W2VSimilarArgs:
     model: str = positional(MODEL)
     words: list[str] = positional("one or more words (their vectors are added)")
     negative: list[str] = opt([], "words whose vectors are subtracted", nargs="*", metavar="WORD")
-    topn: int = opt(10, "how many words (default: 10)", ge=1)
+    topn: int = opt(10, "how many words (default: 10)", ge=1, le=100_000)
 
 
 @dataclass(kw_only=True)
@@ -124,7 +124,7 @@ class W2VAnalogyArgs:
     a: str = positional()
     b: str = positional()
     c: str = positional()
-    topn: int = opt(5, "how many answers (default: 5)", ge=1)
+    topn: int = opt(5, "how many answers (default: 5)", ge=1, le=100_000)
 
 
 @dataclass(kw_only=True)
@@ -135,4 +135,4 @@ class W2VEvaluateArgs:
     analogies: str | None = opt(None, "analogy questions ': section' / 'a b c d' (default: gensim's "
                                       "questions-words.txt when neither file is given)")  # fmt: skip
     restrict_vocab: int = opt(300_000, "only the N most frequent words count as known (default: 300000)", ge=1,
-                              metavar="N")  # fmt: skip
+                              metavar="N", le=10**9)  # fmt: skip

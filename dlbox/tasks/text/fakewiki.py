@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from dlbox.engine.fileio import atomic_write
+from dlbox.base.fileio import atomic_write
 
 PAIR = ("麒麟", "鳳凰")
 PAIR_SIMPLIFIED = ("麒麟", "凤凰")

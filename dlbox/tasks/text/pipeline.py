@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from dlbox.engine import progress
-from dlbox.engine.fileio import atomic_write_text, write_all
-from dlbox.errors import UserError
+from dlbox.base import progress
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import WriteError, atomic_write_text, write_all
+from dlbox.base.outputs import check_output
 from dlbox.tasks.text.steps import Steps, init_worker, processor, work
 
 CHECKPOINT_VERSION = 1
@@ -118,9 +119,7 @@ def run(task: str, source, items: Iterator[str], steps: Steps, out: str | Path, 
         chunk_size: int = 64, restart: bool = False, unit: str = "articles",
         on_done: Callable[[], dict] | None = None) -> dict:  # fmt: skip
     """Process ``items`` (read from ``source``) with ``steps`` into ``out``; returns the run's figures."""
-    out = Path(out)
-    if out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a directory", "give a file name, e.g. corpus.txt")
+    out = check_output(out, "file", "--out")
     if out.exists() and out.resolve() == Path(source.path).resolve():
         raise UserError("--out is the input file", "write to another file")
     if chunk_size < 1:
@@ -195,6 +194,11 @@ def run(task: str, source, items: Iterator[str], steps: Steps, out: str | Path, 
                     break
             while window and not stopped:
                 write(*window.popleft())
+    except WriteError:
+        # a full disk (or a place that became read-only): keep OUT.partial and its last checkpoint, which agree
+        # (the resume truncates the partial to what the checkpoint counts), so the same command resumes
+        _close(f, pool, bar)
+        raise
     except UserError:
         _close(f, pool, bar)
         for p in (partial, ckpt_path):  # the input is bad: nothing worth resuming

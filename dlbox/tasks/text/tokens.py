@@ -14,7 +14,7 @@ import logging
 import re
 from pathlib import Path
 
-from dlbox.errors import UserError, close_matches
+from dlbox.base.errors import UserError, close_matches, not_found
 
 # CJK Unified Ideographs, Extension A, the compatibility block, Extensions B-H, and 〇 (ideographic zero).
 CJK = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
@@ -81,18 +81,18 @@ def read_user_dict(path: str | Path) -> list[tuple[str, int | None, str | None]]
     """jieba's user dictionary format: ``word [frequency] [part-of-speech]``, one a line, UTF-8."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"user dictionary {str(p)!r} does not exist", "a UTF-8 file with one 'word [freq] [tag]' a line")
+        raise UserError(f"user dictionary {str(p)!r} {not_found(p)}", "a UTF-8 file with one 'word [freq] [tag]' a line")
     entries = []
     try:
         lines = p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
-        raise UserError(f"user dictionary {str(p)!r} is not UTF-8 text") from None
+        raise UserError(f"user dictionary {str(p)!r} is not UTF-8 text", "convert it with iconv -t utf-8") from None
     for n, line in enumerate(lines, 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) > 3 or (len(parts) >= 2 and not parts[1].isdigit()):
-            raise UserError(f"user dictionary {p}, line {n}: expected 'word [frequency] [tag]', got {line.strip()!r}")
+            raise UserError(f"user dictionary {p}, line {n}: expected 'word [frequency] [tag]', got {line.strip()!r}", "one 'word [frequency] [tag]' a line, e.g. '深度学习 10 n'")
         entries.append((parts[0], int(parts[1]) if len(parts) >= 2 else None, parts[2] if len(parts) == 3 else None))
     return entries
 

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from dlbox.base import progress
+from dlbox.base.errors import UserError, not_found
 from dlbox.config import from_dict, opt
-from dlbox.engine import progress
-from dlbox.errors import UserError
 
 KIND = "dlbox-word2vec"
 TRAIN_HINT = "train one with: dlbox text w2v train CORPUS --out MODEL_DIR"
@@ -31,16 +31,16 @@ TRAIN_HINT = "train one with: dlbox text w2v train CORPUS --out MODEL_DIR"
 
 @dataclass
 class W2VConfig:
-    dim: int = opt(300, "vector size", ge=1)
-    window: int = opt(5, "context window (words each side)", ge=1)
-    min_count: int = opt(5, "ignore words seen fewer times", ge=1)
+    dim: int = opt(300, "vector size", ge=1, le=4096)
+    window: int = opt(5, "context window (words each side)", ge=1, le=100)
+    min_count: int = opt(5, "ignore words seen fewer times", ge=1, le=10**9)
     sg: bool = opt(False, "skip-gram (--sg) instead of CBOW (--cbow, the default)")
-    negative: int = opt(5, "negative samples per word", ge=0)
-    epochs: int = opt(5, "passes over the corpus", ge=1)
-    workers: int | None = opt(None, "training threads (default: all cores; 1 with --seed is reproducible)", ge=1)
-    seed: int = opt(1, "random seed", ge=0)
+    negative: int = opt(5, "negative samples per word", ge=0, le=100)
+    epochs: int = opt(5, "passes over the corpus", ge=1, le=100_000)
+    workers: int | None = opt(None, "training threads (default: all cores; 1 with --seed is reproducible)", ge=1, le=256)
+    seed: int = opt(1, "random seed", ge=0, le=2**32 - 1)
     sample: float = opt(1e-3, "down-sampling threshold of frequent words", ge=0, lt=1)
-    alpha: float = opt(0.025, "initial learning rate (decays linearly)", gt=0)
+    alpha: float = opt(0.025, "initial learning rate (decays linearly)", gt=0, le=10)
     format: Literal["none", "text", "binary"] = opt("none", "also save the vectors in word2vec text or binary format")
 
     def validate(self) -> None:
@@ -288,7 +288,7 @@ def evaluate(model, pairs: str | Path | None = None, analogies: str | Path | Non
 
 def _readable(path: Path, what: str) -> None:
     if not path.is_file():
-        raise UserError(f"{what} file {str(path)!r} does not exist",
+        raise UserError(f"{what} file {str(path)!r} {not_found(path)}",
                         "pairs: 'word1<TAB>word2<TAB>score' lines; analogies: ': section' then 'a b c d' lines")  # fmt: skip
 
 

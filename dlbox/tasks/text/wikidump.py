@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import ParseError, iterparse
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 EXPORT_NS = "http://www.mediawiki.org/xml/export-"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -74,7 +74,7 @@ class Dump:
             raise UserError(f"dump {str(self.path)!r} does not exist",
                             "give the path of a pages-articles .xml.bz2 file (dlbox hub download zhwiki)")  # fmt: skip
         if self.path.is_dir():
-            raise UserError(f"dump {str(self.path)!r} is a directory, not a file")
+            raise UserError(f"dump {str(self.path)!r} is a directory, not a file", "pass the dump file (*-pages-articles.xml.bz2)")
         self.size = self.path.stat().st_size
         if self.size == 0:
             raise UserError(f"dump {str(self.path)!r} is empty", DOWNLOAD_HINT)

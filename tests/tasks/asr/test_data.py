@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.asr import audio
 from dlbox.tasks.asr.data import Utterance, Vocab, read_data_dir, write_data_dir
 from dlbox.tasks.asr.prepare import prepare

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.asr.data import read_data_dir
 from dlbox.tasks.asr.prepare import normalize_transcript, prepare
 from tests.conftest import assert_user_error, run_main

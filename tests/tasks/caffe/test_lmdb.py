@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.layers import DataTransform
-from dlbox.hub.convert.caffe.textformat import parse
-from dlbox.hub.convert.caffe.wire import encode_blob, encode_datum
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.layers import DataTransform
+from dlbox.convert.caffe.textformat import parse
+from dlbox.convert.caffe.wire import encode_blob, encode_datum
 from dlbox.tasks.caffe.data import LmdbDataset, decode_datum
 from dlbox.tasks.caffe.train import EXAMPLES
 from tests.conftest import assert_user_error, run_main

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.textformat import Msg
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.textformat import Msg
 from dlbox.tasks.caffe.solver import Solver, read_solver
 from dlbox.tasks.caffe.updates import CaffeSGD
 from tests.conftest import assert_user_error, run_main

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from dlbox.hub.convert.caffe import load_net
+from dlbox.convert.caffe import load_net
 from tests.conftest import run_main
 
 NETS = Path(__file__).parent / "nets"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlbox.errors import UserError
-from dlbox.hub.convert.caffe.textformat import Msg
+from dlbox.base.errors import UserError
+from dlbox.convert.caffe.textformat import Msg
 from dlbox.tasks.caffe.solver import Solver, read_solver
 from dlbox.tasks.caffe.train import EXAMPLES
 from dlbox.tasks.caffe.updates import TYPES, make_optimizer

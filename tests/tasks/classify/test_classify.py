@@ -214,7 +214,7 @@ def test_safetensors_weights_load(tmp_path):
 def test_weights_of_another_architecture_are_a_clear_error(googlenet_run, digits, tmp_path):
     res = run_cli("classify", "train", "--data", digits, "--model", "resnet18", "--weights", googlenet_run["run_dir"],
                   "--runs-dir", tmp_path)  # fmt: skip
-    assert_user_error(res, "do not fit", "--model")
+    assert_user_error(res, "does not fit", "--model")
 
 
 def test_class_count_mismatch_asks_for_fine_tune(tmp_path, digits):
@@ -258,3 +258,50 @@ def test_predict_csv_output(googlenet_run, digits):
     lines = res.stdout.strip().splitlines()
     assert lines[0] == "file,rank,label,prob" and len(lines) == 1 + 2 * len(list((digits / "5").iterdir()))
 
+
+
+def test_every_export_loads_through_the_one_loader_and_predictor_answers_as_predict_json(googlenet_run, digits, tmp_path):
+    """ONNX and TorchScript exports (any batch size) through `load_exported`, and `predictor()` of the run and of
+    each export against `classify predict --json`; an export with the metadata dlbox wrote before its schema."""
+    import json as _json
+
+    import numpy as np
+    import onnx
+
+    from dlbox.runtime.exported import load_exported
+    from dlbox.tasks.classify.export import export
+    from dlbox.tasks.classify.inference import predictor
+    from dlbox.tasks.classify.predict import predict
+
+    run = googlenet_run["run_dir"]
+    images = sorted((digits / "3").iterdir())[:3]
+    cli = predict(run, [str(f) for f in images], topk=3)  # what `classify predict --json` prints
+    sources = [run]
+    for fmt, name in (("onnx", "m.onnx"), ("torchscript", "m.torchscript.pt")):
+        res = export(run, fmt, str(tmp_path / name))
+        assert res["dynamic_batch"] and res["max_abs_diff"] <= 1e-4
+        ex = load_exported(res["file"])
+        assert (ex.task, ex.meta["classes"], ex.inputs[0].shape[0]) == ("classify", [str(i) for i in range(10)], -1)
+        x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+        batch = ex.run({"images": x})["logits"]
+        singles = np.concatenate([ex.run({"images": x[i : i + 1]})["logits"] for i in range(3)])
+        assert np.abs(batch - singles).max() < 1e-4
+        sources.append(res["file"])
+    m = onnx.load(str(tmp_path / "m.onnx"))  # the metadata as dlbox wrote it before schema 1
+    meta = _json.loads(next(p.value for p in m.metadata_props if p.key == "dlbox"))
+    del m.metadata_props[:]
+    e = m.metadata_props.add()
+    e.key, e.value = "dlbox", _json.dumps({"classes": meta["classes"], "img_size": 32, "mean": meta["inputs"][0]["mean"],
+                                           "std": meta["inputs"][0]["std"], "model_name": "googlenet"})  # fmt: skip
+    onnx.save(m, str(tmp_path / "old.onnx"))
+    sources.append(str(tmp_path / "old.onnx"))
+    for source in sources:
+        p = predictor(source)
+        samples = [p.decode(f.read_bytes()) for f in images]
+        for s, f in zip(samples, images, strict=True):
+            s.info["file"] = str(f)
+        got = p.predict(samples, topk=3)
+        assert [[x["label"] for x in g["predictions"]] for g in got] == [[x["label"] for x in c["predictions"]] for c in cli]
+        for g, c in zip(got, cli, strict=True):
+            assert g["file"] == c["file"]
+            assert all(abs(a["prob"] - b["prob"]) <= 1e-4 for a, b in zip(g["predictions"], c["predictions"], strict=True))

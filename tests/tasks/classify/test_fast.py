@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlbox.bench import fastpath
-from dlbox.bench.paths import PathSpec
 from dlbox.data.samples import write_sample
 from dlbox.engine.metrics import read_jsonl
+from dlbox.runtime import fastpath
+from dlbox.runtime.paths import PathSpec
 from tests.conftest import assert_user_error, run_cli
 
 MODEL = "resnet18"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dlbox.data import coco
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.detect.train import DetectConfig, DetectTask
 from tests.conftest import assert_user_error
 

@@ -13,7 +13,7 @@ import torchvision
 from PIL import Image
 
 from dlbox.engine.metrics import read_jsonl
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.detect import models
 
 MODEL = "fasterrcnn_mobilenet_v3_large_320_fpn"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.face import metrics
 from dlbox.tasks.face.data import draw_pairs
 from dlbox.tasks.face.evaluate import read_pairs

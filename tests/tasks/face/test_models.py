@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.face import models
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from tests.conftest import assert_user_error, run_main
 from tests.tasks.face.conftest import TRAIN
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 from dlbox.tasks.text.tokens import ZhSegmenter, converter, en_tokens, opencc_configs
 from tests.conftest import assert_user_error
 from tests.tasks.text.conftest import run
