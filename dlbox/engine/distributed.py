@@ -71,6 +71,9 @@ def setup(device_spec: str, timeout_s: float | None = None) -> DistContext:
             dist.init_process_group(backend=backend, timeout=timeout,
                                     device_id=device if device.type == "cuda" else None)  # fmt: skip
         except (dist.DistError, RuntimeError, TimeoutError) as e:
+            if not isinstance(e, (dist.DistNetworkError, dist.DistStoreError, TimeoutError)) and \
+                    not _is_rendezvous_failure(e):
+                raise  # e.g. an NCCL error: not about reaching the master
             raise rendezvous_error(e, os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?"),
                                    timeout_s) from None  # fmt: skip
     return DistContext(rank, local_rank, world, local_world, device)

@@ -1,0 +1,125 @@
+"""Kubernetes without a cluster: the manifests of `dlbox launch k8s` validated against the Kubeflow CRDs'
+OpenAPI schemas (vendored in schemas/, pruned by schemas/prune.py), and a 2-pod PyTorchJob run here with the
+exact environment the training operator gives each pod (one process per "pod"): SIGTERM to one pod mid-run
+(an eviction) saves a checkpoint and exits 143, which restartPolicy ExitCode retries; the restarted pods
+resume and end with the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.cluster.conftest import JOB, TASK_DIR, checkpoint_position, env, wait_for, weights_digest
+from tests.conftest import ROOT, run_main
+
+SCHEMAS = Path(__file__).parent / "schemas"
+VARIANTS = [
+    ["--nodes", "2", "--gpus-per-node", "8", "--runs-pvc", "runs", "--data-pvc", "datasets", "--cpus-per-node", "32",
+     "--memory", "200Gi"],
+    ["--nodes", "1"],
+    ["--nodes", "4", "--procs-per-node", "2", "--iface", "eth0", "--namespace", "ml", "--name", "digits-ddp"],
+]  # fmt: skip
+
+
+def _manifest(capsys, kind: str, *options: str, command=("dlbox", "classify", "train", "--data", "/data/d")):
+    res = run_main(capsys, "launch", "k8s", "--kind", kind, "--image", "registry.example/dlbox:1", *options,
+                   "--dry-run", "--", *command)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return yaml.safe_load(res.stdout), res.stdout
+
+
+@pytest.mark.parametrize("kind,schema", [("pytorchjob", "pytorchjob.v1.json"), ("trainjob", "trainjob.v1alpha1.json")])
+def test_manifests_match_the_kubeflow_crd_schema(capsys, kind, schema):
+    validator = jsonschema.Draft7Validator(json.loads((SCHEMAS / schema).read_text()))
+    for options in VARIANTS:
+        doc, text = _manifest(capsys, kind, *options)
+        errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+        assert errors == [], errors
+        assert text.count("\n# ") + text.count("  # ") >= 5  # commented for a reader
+        nodes = int(options[options.index("--nodes") + 1])
+        if kind == "pytorchjob":
+            reps = doc["spec"]["pytorchReplicaSpecs"]
+            assert reps["Master"]["replicas"] + reps.get("Worker", {}).get("replicas", 0) == nodes
+            assert {r["restartPolicy"] for r in reps.values()} == {"ExitCode"}
+            container = reps["Master"]["template"]["spec"]["containers"][0]
+        else:
+            assert doc["spec"]["trainer"]["numNodes"] == nodes
+            container = doc["spec"]["trainer"]
+        assert container["command"][-2] == "--name" or "--name" in container["command"]
+    # The schema can fail: a misplaced field and a wrong type are refused.
+    doc, _ = _manifest(capsys, kind, "--nodes", "2")
+    broken = copy.deepcopy(doc)
+    broken["spec"]["replicas"] = 2
+    assert not validator.is_valid(broken)
+    broken = copy.deepcopy(doc)
+    if kind == "pytorchjob":
+        broken["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] = "one"
+    else:
+        broken["spec"]["trainer"]["numNodes"] = "two"
+    assert not validator.is_valid(broken)
+
+
+def _pod_env(rank: int, nodes: int, port: int) -> dict[str, str]:
+    """What the PyTorchJob operator sets in pod ``rank`` (pkg/controller.v1/pytorch/envvar.go, master.go); the
+    master's address is its pod's host name there, 127.0.0.1 here."""
+    return {"PYTHONUNBUFFERED": "1", "MASTER_PORT": str(port), "PET_MASTER_PORT": str(port),
+            "MASTER_ADDR": "127.0.0.1", "PET_MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": str(nodes),
+            "RANK": str(rank), "PET_NODE_RANK": str(rank), "PET_NPROC_PER_NODE": "1", "PET_NNODES": str(nodes)}  # fmt: skip
+
+
+def _start_pods(command: list[str], port: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-m", "dlbox", *command[1:]], env=env(**_pod_env(rank, 2, port)),
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for rank in (0, 1)]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_pod_evicted_mid_run_is_restarted_and_resumes_without_loss(capsys, reference, tmp_path):
+    runs = tmp_path / "runs"
+    doc, _ = _manifest(capsys, "pytorchjob", "--nodes", "2", "--runs-dir", str(runs), "--name", "digits",
+                       command=("dlbox", *JOB))  # fmt: skip
+    command = doc["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["command"]
+    assert command == doc["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"]
+    port = _free_port()
+    pods = _start_pods(command, port)
+    try:
+        # both pods are in the job once rank 0 wrote the run's config (a collective came first)
+        wait_for((runs, f"{TASK_DIR}/digits/config.yaml"), pods, timeout=180)
+        pods[1].send_signal(signal.SIGTERM)  # the kubelet evicting pod 1
+        outs = [p.communicate(timeout=180) for p in pods]
+    finally:
+        for p in pods:
+            p.kill()
+    # Every pod stops at the same step after one checkpoint, with the code ExitCode retries (128 + SIGTERM).
+    assert [p.returncode for p in pods] == [143, 143], [o[1][-2000:] for o in outs]
+    assert "interrupted by SIGTERM" in outs[0][1]
+    assert outs[0][1].splitlines()[0].startswith("cluster: PyTorchJob"), outs[0][1][:500]
+    run_dir = runs / TASK_DIR / "digits"
+    epoch, batch = checkpoint_position(run_dir)
+    assert (epoch, batch) < (2, 0)  # saved before the end
+    # The operator restarts the pods with the same command and environment.
+    pods = _start_pods(command, port)
+    try:
+        outs = [p.communicate(timeout=240) for p in pods]
+    finally:
+        for p in pods:
+            p.kill()
+    assert [p.returncode for p in pods] == [0, 0], [o[1][-2000:] for o in outs]
+    assert f"resuming {run_dir}" in outs[0][1], outs[0][1][-2000:]
+    (row,) = json.loads(outs[0][0])["results"]
+    assert Path(row["run_dir"]) == run_dir and [p.name for p in (runs / TASK_DIR).iterdir()] == ["digits"]
+    assert weights_digest(run_dir) == reference["digest"]
