@@ -64,6 +64,7 @@ class State:
     max_batch: int = 16
     max_delay_s: float = 0.002
     max_queue: int = 256
+    threads: int | None = None  # intra-op threads of runtimes made at load (onnxruntime sessions of runs)
     metrics: Metrics = field(default_factory=Metrics)
     models: dict[str, dict[str, Entry]] = field(default_factory=dict)
     ready: bool = False
@@ -76,11 +77,12 @@ class State:
         try:
             for spec in self.specs:
                 e = Entry(spec.name, spec.version, spec.task, spec.source)
-                e.predictor = models.load(spec)
+                e.predictor = models.load(spec, self.threads)
                 e.batcher = Batcher(e.predictor, self.max_batch, self.max_delay_s, self.max_queue, self.metrics, spec.version)
                 self.models.setdefault(spec.name, {})[spec.version] = e
                 self.metrics.loaded.labels(spec.name, spec.version).set(1)
-                log.info("loaded %s version %s (%s) from %s", spec.name, spec.version, spec.task, spec.source)
+                log.info("loaded %s version %s (%s, %s) from %s", spec.name, spec.version, spec.task,
+                         e.predictor.meta.get("fast_path") or e.predictor.meta.get("backend"), spec.source)  # fmt: skip
             self.ready = True
         except BaseException as e:  # noqa: BLE001 - reported, and the server stops
             self.load_error = e

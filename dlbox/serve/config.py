@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from dlbox.base.errors import UserError
 from dlbox.config import opt, positional
@@ -40,6 +41,10 @@ class ServeArgs:
     max_pixels: float = opt(25.0, "largest decoded image in megapixels, else 413 (default: 25)", gt=0, le=1000)
     max_audio_s: float = opt(120.0, "longest audio in seconds, else 413 (default: 120)", gt=0, le=36000)
     timeout_s: float = opt(30.0, "a request not answered by then gets 504 (default: 30 s)", gt=0, le=3600)
+    backend: Literal["auto", "pytorch", "onnxruntime", "fast"] = opt(
+        "auto", "runtime of the models: auto (default: the fast path `dlbox bench --auto` saved for the model on "
+        "this machine, else onnxruntime for exports, PyTorch for runs), pytorch, onnxruntime (a classification "
+        "run is exported at load), fast (the saved fast path, else an error)")
     threads: int | None = opt(None, "intra-op threads for inference (default: all cores)", ge=1, le=1024)
     cors: list[str] = opt([], "allow this origin to call the API from a browser (repeatable; default: none)",
                           action="append", metavar="ORIGIN")

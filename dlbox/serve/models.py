@@ -27,6 +27,9 @@ class ModelSpec:
     version: str
     source: str
     task: str
+    model: str = ""  # the architecture (a run's model_name): the key of its saved fast path
+    backend: str = ""  # the runtime it runs in (dlbox.serve.backend.plan)
+    path: dict | None = None  # the runtime path applied when it loads (a fastpath choice), if any
 
 
 def _export_task(path: Path) -> str:
@@ -39,15 +42,17 @@ def _export_task(path: Path) -> str:
     return task
 
 
-def _run_task(run: Path) -> str:
+def _run_task(run: Path) -> tuple[str, str]:
+    """The task of a run or checkpoint, and its architecture's name (classification runs)."""
     from dlbox.engine import checkpoint
 
     ckpt = checkpoint.resolve(run, "best.pt")
-    task = checkpoint.load(ckpt).get("task")
+    state = checkpoint.load(ckpt)
+    task = state.get("task")
     if task not in TASKS:
         raise UserError(f"{str(run)!r} holds a {task or 'unknown'} checkpoint, which dlbox serve does not serve",
                         f"tasks: {', '.join(TASKS)}")  # fmt: skip
-    return task
+    return task, str((state.get("task_state") or {}).get("model_name") or "")
 
 
 def _repository(root: Path) -> list[ModelSpec]:
@@ -114,7 +119,8 @@ def resolve(specs: list[str]) -> list[ModelSpec]:
         elif is_word2vec(path):
             out.append(ModelSpec(name or _stem(path), "1", str(path), "text"))
         elif (path / "checkpoints").is_dir() or path.suffix == ".pt":
-            out.append(ModelSpec(name or path.name, "1", str(path), _run_task(path)))
+            task, arch = _run_task(path)
+            out.append(ModelSpec(name or path.name, "1", str(path), task, model=arch))
         elif is_repository(path):
             found = _repository(path)
             if not found:
@@ -136,11 +142,14 @@ def resolve(specs: list[str]) -> list[ModelSpec]:
     return out
 
 
-def load(spec: ModelSpec):
-    """The task's predictor for ``spec``: its ``inference.predictor(source, name)`` (dlbox.runtime.predictor)."""
+def load(spec: ModelSpec, threads: int | None = None):
+    """The task's predictor for ``spec``: its ``inference.predictor(source, name)`` (dlbox.runtime.predictor),
+    run in the backend ``dlbox.serve.backend.plan`` chose for it."""
+    from dlbox.serve import backend
+
     try:
         make = importlib.import_module(f"dlbox.tasks.{spec.task}.inference").predictor
     except (ImportError, AttributeError):
         raise UserError(f"serving {spec.task} models is not available in this dlbox ({spec.source})",
                         "serve a classify, detect, face, asr or text model") from None  # fmt: skip
-    return make(spec.source, name=spec.name)
+    return backend.apply(spec, make(spec.source, name=spec.name), threads)

@@ -35,10 +35,11 @@ def _logging() -> None:
 
 def _prepare(cfg: ServeArgs):
     """Everything checked before anything binds: options, the models' sources and tasks, the key."""
-    from dlbox.serve import models
+    from dlbox.serve import backend, models
 
     cfg.validate()
     specs = models.resolve(cfg.models)
+    backend.plan(specs, cfg.backend)
     key = secrets.token_urlsafe(24) if cfg.api_key == "auto" else cfg.api_key
     if cfg.threads:
         import torch
@@ -55,7 +56,7 @@ def _build(cfg: ServeArgs, specs, key):
     limits = Limits(max_body=int(cfg.max_body_mb * 2**20), max_pixels=int(cfg.max_pixels * 1e6),
                     max_audio_s=cfg.max_audio_s, timeout_s=cfg.timeout_s)  # fmt: skip
     state = State(specs=specs, limits=limits, api_key=key, max_batch=cfg.max_batch,
-                  max_delay_s=cfg.max_delay_ms / 1000, max_queue=cfg.max_queue)  # fmt: skip
+                  max_delay_s=cfg.max_delay_ms / 1000, max_queue=cfg.max_queue, threads=cfg.threads)  # fmt: skip
     app = create_app(state, access_log=cfg.access_log, cors=cfg.cors)
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=cfg.timeout_s, lifespan="on", loop="asyncio",
@@ -108,15 +109,17 @@ def _url(server) -> str:
 
 
 def _startup_line(url: str, specs, key: str | None, generated: bool, as_json: bool) -> None:
+    from dlbox.serve.backend import describe
+
     info: dict[str, Any] = {"url": url, "models": [{"name": s.name, "version": s.version, "task": s.task,
-                                                    "source": s.source} for s in specs],
+                                                    "source": s.source, "backend": describe(s)} for s in specs],
                             "page": url + "/", "openapi": url + "/openapi.json", "metrics": url + "/metrics"}  # fmt: skip
     if generated:
         info["api_key"] = key  # printed this once, on stdout only
     if as_json:
         sys.stdout.write(json.dumps(info) + "\n")
     else:
-        names = ", ".join(f"{s.name} ({s.task})" for s in specs)
+        names = ", ".join(f"{s.name} ({s.task}, {describe(s)})" for s in specs)
         sys.stdout.write(f"dlbox serve: {url}/  models: {names}\n")
         if generated:
             sys.stdout.write(f"API key (shown once): {key}\n")

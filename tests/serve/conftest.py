@@ -3,7 +3,9 @@ as a model repository, and one server with all of them on a free loopback port (
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 
 import pytest
@@ -51,6 +53,64 @@ def trained(tmp_path_factory) -> dict:
             "digit_files": digit_files, "shape_files": shape_files}  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def speech_faces(tmp_path_factory) -> dict:
+    """Untrained but fixed-seed models (equality with the CLI needs no learning): a tiny CTC recogniser as a run
+    directory and a 1 s WAV of two tones; a tinyface embedder exported to ONNX, the astronaut's face (the photo
+    ships in scikit-image) and its mirror image, smaller (MTCNN finds the face in both)."""
+    import numpy as np
+    import soundfile
+    import torch
+    from PIL import Image, ImageOps
+    from skimage import data
+
+    from dlbox.engine import checkpoint
+    from dlbox.tasks.asr.data import Vocab
+    from dlbox.tasks.asr.model import build
+    from dlbox.tasks.face import models as face_models
+    from dlbox.tasks.face.export import export as face_export
+
+    root = tmp_path_factory.mktemp("speech-faces")
+    tokens = ["<blank>", "<unk>", " ", "a", "b", "c", "d", "e"]
+    hparams = {"vocab_size": len(tokens), "feat_dim": 80, "d_model": 32, "layers": 1, "heads": 2, "kernel": 7,
+               "dropout": 0.0, "channels": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = build(hparams).eval()
+    with torch.no_grad():
+        model.head.bias[0] = -2.0  # less blank: an untrained model then emits a few tokens
+    run = root / "asr-run"
+    checkpoint.save({"task": "asr", "model": model.state_dict(),
+                     "task_state": {"tokens": tokens, "hparams": hparams, "cmvn_mode": "global"}},
+                    run / "checkpoints" / "best.pt")  # fmt: skip
+    Vocab(tokens).save(run / "tokens.txt")
+    t = np.arange(16000) / 16000
+    wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5) + 0.3 * np.sin(2 * np.pi * 880 * t) * (t >= 0.5)
+    wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
+    soundfile.write(root / "tones.wav", wave.astype(np.float32), 16000, subtype="PCM_16")
+
+    torch.manual_seed(0)
+    torch.save(face_models.build("tinyface", 64, 0.5).state_dict(), root / "tinyface.pt")
+    face = face_export(str(root / "tinyface.pt"), out=str(root / "face.onnx"), model="tinyface")["file"]
+    photo = Image.fromarray(data.astronaut()).crop((130, 20, 322, 212))  # her face, small: MTCNN's time goes with pixels
+    photo.save(root / "astronaut.png")
+    ImageOps.mirror(photo).resize((160, 160)).save(root / "mirror.png")
+    return {"asr_run": str(run), "wav": root / "tones.wav", "face": face, "photos": [root / "astronaut.png", root / "mirror.png"]}
+
+
+@contextlib.contextmanager
+def dlbox_home(path):
+    """$DLBOX_HOME (where `dlbox bench --auto` saves fast paths) set to ``path`` for a while."""
+    old = os.environ.get("DLBOX_HOME")
+    os.environ["DLBOX_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DLBOX_HOME", None)
+        else:
+            os.environ["DLBOX_HOME"] = old
+
+
 class Records(logging.Handler):
     def __init__(self):
         super().__init__()
@@ -76,11 +136,15 @@ def server_log():
 
 
 @pytest.fixture(scope="session")
-def server(trained, server_log):
-    """digits (a run), det (a run), digitsx (an ONNX model repository, versions 1 and 2), words (word2vec)."""
+def server(trained, speech_faces, server_log, tmp_path_factory):
+    """digits (a run), det (a run), digitsx (an ONNX model repository, versions 1 and 2), words (word2vec),
+    speech (an ASR run), faces (a face ONNX export); --backend auto with no saved fast path (an empty
+    $DLBOX_HOME while the backends are chosen): PyTorch for the runs, onnxruntime for the exports."""
     from dlbox.serve.server import start
 
-    s = start([f"digits={trained['digits_run']}", f"det={trained['det_run']}", trained["repo"], f"words={trained['w2v']}"], port=0,
-              max_batch=16, max_delay_ms=5, max_body_mb=1, threads=2)  # fmt: skip
+    models = [f"digits={trained['digits_run']}", f"det={trained['det_run']}", trained["repo"], f"words={trained['w2v']}",
+              f"speech={speech_faces['asr_run']}", f"faces={speech_faces['face']}"]  # fmt: skip
+    with dlbox_home(tmp_path_factory.mktemp("no-fast-path")):
+        s = start(models, port=0, max_batch=16, max_delay_ms=5, max_body_mb=1, threads=2)
     yield s
     s.stop()

@@ -231,7 +231,7 @@ def test_model_repository_versions_metadata_and_ready(server, trained):
     assert a[0]["predictions"][0]["label"] == b[0]["predictions"][0]["label"] == "5"
     models = requests.get(f"{server.url}/v1/models", timeout=10).json()
     assert {m["id"]: m["task"] for m in models["data"]} == {"det": "detect", "digits": "classify", "digitsx": "classify",
-                                                            "words": "text"}
+                                                            "words": "text", "speech": "asr", "faces": "face"}
 
 
 def test_word2vec_task_route_embeddings_and_v2_bytes_equal_the_library(server, trained):
@@ -277,7 +277,7 @@ def test_openapi_metrics_and_page(server):
                  "nv_inference_compute_infer_duration_seconds_bucket", "nv_inference_batch_size_bucket",
                  "nv_inference_pending_request_count", "nv_model_loaded", "dlbox_http_requests_total"):
         assert name in metrics, name
-    assert _metric(metrics, "nv_model_loaded") == 5  # digits, det, digitsx versions 1 and 2, words
+    assert _metric(metrics, "nv_model_loaded") == 7  # digits, det, digitsx versions 1 and 2, words, speech, faces
     page = requests.get(server.url + "/", timeout=10)
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert "http" not in requests.get(server.url + "/static/app.js", timeout=10).text  # nothing fetched from elsewhere
@@ -361,7 +361,8 @@ def test_the_command_prints_one_json_line_with_its_url_and_ctrl_c_stops_it_clean
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
     try:
         line = json.loads(proc.stdout.readline())
-        assert [(m["name"], m["version"], m["task"]) for m in line["models"]] == [("digitsx", "1", "classify"), ("digitsx", "2", "classify")]
+        assert [(m["name"], m["version"], m["task"], m["backend"]) for m in line["models"]] == [
+            ("digitsx", "1", "classify", "onnxruntime"), ("digitsx", "2", "classify", "onnxruntime")]  # --backend auto
         while requests.get(line["url"] + "/v2/health/ready", timeout=10).status_code != 200:  # 503 while loading
             time.sleep(0.05)
         r = requests.post(line["url"] + "/v1/models/digitsx/predict", data=trained["digit_files"]["2"][0].read_bytes(), timeout=30)
