@@ -12,7 +12,7 @@ import pytest
 
 from dlbox.cliutil import Bounded, Command, Parser, call, group, register_commands
 from dlbox.config import REQUIRED, opt, positional, section
-from dlbox.errors import UserError
+from dlbox.base.errors import UserError
 
 
 @dataclass(kw_only=True)

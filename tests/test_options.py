@@ -53,24 +53,26 @@ def _options(root: argparse.ArgumentParser | None = None):
 
 
 def _bad_values(kind: type, bounds: dict) -> list[str]:
-    bad = []
+    low, high = [], []
     if "ge" in bounds:
-        bad.append(str(kind(bounds["ge"] - 1) if kind is int else bounds["ge"] - 0.5))
+        low.append(str(kind(bounds["ge"] - 1) if kind is int else bounds["ge"] - 0.5))
     if "gt" in bounds:
-        bad.append(str(kind(bounds["gt"])))
-    if "le" in bounds:
-        bad.append(str(kind(bounds["le"] + 1)))
+        low.append(str(kind(bounds["gt"])))
+    if "le" in bounds:  # the upper bound + 1 (an int option gets an exact integer, e.g. 2**63 for a seed)
+        high.append(str(int(bounds["le"]) + 1) if kind is int else repr(float(bounds["le"]) * 2 + 1))
     if "lt" in bounds:
-        bad.append(str(kind(bounds["lt"])))
-    bad = bad[:1]  # one value outside the range is enough per option
+        high.append(str(int(bounds["lt"])) if kind is int else repr(float(bounds["lt"])))
+    bad = low[:1] + high[:1]  # one value below and one above the range per option
     if kind is float:
         bad.append("nan")
     return bad
 
 
-def _placeholders(parser: argparse.ArgumentParser, skip: str) -> list[str]:
-    """Values for the positionals and required options, so that only the bad option can be at fault."""
+def _placeholders(parser: argparse.ArgumentParser, skip: str) -> tuple[list[str], list[str]]:
+    """(required options, positionals): placeholder values so that only the bad option can be at fault. The
+    positionals go last: one that takes the rest of the line (``nargs="..."``) would swallow the options."""
     args: list[str] = []
+    options: list[str] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) or action.dest in ("help", "config_cls"):
             continue
@@ -79,8 +81,8 @@ def _placeholders(parser: argparse.ArgumentParser, skip: str) -> list[str]:
             value = list(action.choices)[0] if action.choices else "placeholder"
             args += [value] * n if action.nargs != "*" and action.nargs != "?" else []
         elif action.required and action.option_strings[0] != skip:
-            args += [action.option_strings[0], action.choices[0] if action.choices else "placeholder"]
-    return args
+            options += [action.option_strings[0], action.choices[0] if action.choices else "placeholder"]
+    return options, args
 
 
 PARSER = build_parser()  # built once: parsing does not change a parser, and building it costs ~0.1 s
@@ -97,6 +99,14 @@ def test_every_numeric_option_declares_its_range():
     assert not missing, f"numeric options without a range (opt(..., ge=/gt=/le=/lt=) or number(...)): {missing}"
 
 
+def test_every_numeric_option_has_both_bounds():
+    """An upper bound too: `--workers 1e12` or `--beam 1e12` must not run on without end."""
+    low = [f"{' '.join(p)} {o}" for p, _, o, _, b in _options() if not {"ge", "gt"} & set(b)]
+    high = [f"{' '.join(p)} {o}" for p, _, o, _, b in _options() if not {"le", "lt"} & set(b)]
+    assert not low, f"numeric options without a lower bound (opt(..., ge= or gt=)): {low}"
+    assert not high, f"numeric options without an upper bound (opt(..., le= or lt=), e.g. le=256): {high}"
+
+
 def test_the_walk_covers_the_train_commands():
     walked = {(" ".join(p), o) for p, _, o, _, _ in _options()}
     for cmd in ("classify train", "detect train", "env test"):
@@ -110,7 +120,8 @@ def test_a_bad_value_is_one_line_before_any_work(path, parser, opt, value, tmp_p
         pytest.fail(f"{' '.join(path)} {opt} declares no range")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("dlbox.cli.build_parser", lambda: PARSER)
-    args = [*path, *_placeholders(parser, opt), f"{opt}={value}"]
+    options, positionals = _placeholders(parser, opt)
+    args = [*path, *options, f"{opt}={value}", *positionals]
     if any(a.option_strings == ["--runs-dir"] for a in parser._actions):
         args += ["--runs-dir", str(tmp_path / "runs")]
     res = run_main(capsys, *args)

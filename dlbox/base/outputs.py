@@ -74,8 +74,8 @@ def check_output(path: str | os.PathLike | None, kind: Kind = "file", what: str 
         if parent.is_symlink():  # a dangling link: the writer would fail on it
             raise OutputError(f"{label}: {str(parent)!r} is a broken link", "choose another place")
         parent = parent.parent
-    if p.exists() and kind == "file":
-        why = _unwritable(p) or _unwritable(p.parent)
+    if p.exists() and kind == "file":  # replaced by a rename (dlbox.base.fileio): its folder must be writable
+        why = _unwritable(p.parent)
         if why:
             raise OutputError(f"cannot write {label}: {why}", _writable_hint(why))
         return p

@@ -19,9 +19,11 @@ class LaunchArgs:
     procs_per_node: int | None = opt(None, "training processes per node (default: --gpus-per-node, or 1)",
                                      ge=1, le=1024)  # fmt: skip
     runs_dir: str | None = opt(None, "run directory on storage every node shares (default: the command's "
-                               "--runs-dir, else ./runs for SLURM and /runs for Kubernetes)")  # fmt: skip
+                               "--runs-dir, else ./runs for SLURM and /runs for Kubernetes)",
+                               output=False)  # fmt: skip  # a path the nodes write (in a pod for Kubernetes)
     iface: str | None = opt(None, "network interface the nodes reach each other on (passed as --iface)")
-    out: str | None = opt(None, "where to write the job file (default: RUNS_DIR/launch/NAME.sbatch or .yaml)")
+    out: str | None = opt(None, "where to write the job file (default: RUNS_DIR/launch/NAME.sbatch or .yaml)",
+                          output="file")
     dry_run: bool = opt(False, "print the job file; write and submit nothing")
     submit: bool = opt(False, "write the job file and submit it (sbatch, or kubectl apply -f)")
 

@@ -74,3 +74,19 @@ def test_with_a_token_it_answers_403_without_it_and_ctrl_c_stops_it(runs, tmp_pa
 def test_a_non_local_ip_always_gets_a_token():
     assert BoardConfig(ip="0.0.0.0").with_token and BoardConfig(ip="::").with_token
     assert not BoardConfig(ip="127.0.0.1").with_token and BoardConfig(ip="127.0.0.1", token=True).with_token
+
+
+def test_with_a_token_no_port_of_the_process_tree_serves_data_without_it(runs, tmp_path):
+    """Every listening socket of `dlbox board --token` and of every process it started (TensorBoard, a data
+    server) answers 403 without the token: there is no ungated TensorBoard port behind the gate."""
+    import psutil
+
+    with started("board", runs, "--token", cwd=tmp_path) as (doc, proc, _):
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        ports = {c.laddr.port for p in tree for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        assert doc["port"] in ports
+        for port in ports:
+            for path in ("/data/runs", "/data/plugin/scalars/tags", "/"):
+                status, _ = http_get(f"http://127.0.0.1:{port}{path}")
+                assert status == 403, (port, path, status)
+        assert "classify/r1/tensorboard" in _tags(doc["api"], token=doc["token"])
