@@ -109,10 +109,8 @@ def config_from_args(cls, args: argparse.Namespace):
     saved = checkpoint.saved_config(typed["resume"]) if typed.get("resume") else None
     _check_same_task(saved, names, typed.get("resume"), args)
     cfg = resolve(cls, typed, data, saved)
-    try:
+    if "nproc_per_node" in names:  # a training config: what the user set wins over a cluster's environment
         cfg._typed = frozenset(explicit)  # read by dlbox.engine.cluster.explicit_fields
-    except AttributeError:  # a config with __slots__
-        pass
     return cfg
 
 

@@ -10,9 +10,9 @@ from typing import Literal
 
 import pytest
 
+from dlbox.base.errors import UserError
 from dlbox.cliutil import Bounded, Command, Parser, call, group, register_commands
 from dlbox.config import REQUIRED, opt, positional, section
-from dlbox.base.errors import UserError
 
 
 @dataclass(kw_only=True)

@@ -21,13 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from dlbox.base.errors import UserError
+from dlbox.base.fileio import atomic_write, atomic_write_text
+from dlbox.base.progress import bar
 from dlbox.data.folders import scan_class_folders
 from dlbox.data.images import stratified_split
 from dlbox.data.manifest import FORMAT_VERSION, SHARD_NAME
-from dlbox.base.fileio import atomic_write, atomic_write_text
-from dlbox.base.progress import bar
-from dlbox.base.errors import UserError
-
 
 
 def sha1_file(path: str) -> str:

@@ -34,10 +34,10 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import log, log_main
 from dlbox.data.images import ImageDataset, Source, describe, read_bytes
 from dlbox.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PRESETS
-from dlbox.base.progress import log, log_main
-from dlbox.base.errors import UserError
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 MODES = ("auto", "cpu", "device")

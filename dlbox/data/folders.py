@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlbox.base.progress import bar, log
 from dlbox.base.errors import UserError
+from dlbox.base.progress import bar, log
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "bmp", "webp"})
 

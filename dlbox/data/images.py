@@ -24,10 +24,10 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from dlbox.base.errors import UserError
+from dlbox.base.progress import log
 from dlbox.data.folders import IMAGE_EXTENSIONS, report_skipped, scan_class_folders
 from dlbox.data.manifest import FORMAT_VERSION
-from dlbox.base.progress import log
-from dlbox.base.errors import UserError
 
 Source = str | tuple[str, int, int]  # a file path, or (tar path, data offset, size)
 SPLIT_NAMES = frozenset({"train", "val", "test"})  # sub-folders of a split layout: root/train/<class>/...

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dlbox.data import coco
+from dlbox.base.errors import UserError
 from dlbox.base.fileio import atomic_write
 from dlbox.base.progress import bar
-from dlbox.base.errors import UserError
+from dlbox.data import coco
 
 # The first ``classes`` are used: the most distinct outlines first (a small rotated square looks like a circle).
 CLASSES = ("circle", "triangle", "cross", "star", "square")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlbox.engine import checkpoint
 from dlbox.base.errors import CheckpointError
+from dlbox.engine import checkpoint
 
 
 def _state(v: float) -> dict:

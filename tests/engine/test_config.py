@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dlbox.base.errors import UserError
 from dlbox.config import from_dict, resolve
 from dlbox.engine.config import EngineConfig
-from dlbox.base.errors import UserError
 
 
 def test_unknown_key_is_refused_with_the_nearest_key():

@@ -66,8 +66,8 @@ def test_bf16_autocast_on_cuda_matches_fp32_loosely():
 
 
 def test_nvml_sees_the_gpu_torch_uses_and_the_monitor_records_it(monkeypatch):
-    from dlbox.env import monitor
     from dlbox.engine.nvml import Nvml
+    from dlbox.env import monitor
 
     with Nvml.open() as nv:
         samples = nv.sample()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbox.cli import main
 from dlbox.base.errors import UserError
+from dlbox.cli import main
 from dlbox.hub import cache, catalog
 from dlbox.hub.download import download
 from dlbox.hub.sync import mirror, sync

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dlbox.base.errors import UserError
 from dlbox.base.fileio import atomic_write, atomic_write_text
 from dlbox.base.progress import bar
-from dlbox.base.errors import UserError
 from dlbox.tasks.classify.inference import load_classifier
 
 

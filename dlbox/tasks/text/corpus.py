@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlbox.config import from_dict
 from dlbox.base.errors import UserError
+from dlbox.config import from_dict
 from dlbox.tasks.text import pipeline
 from dlbox.tasks.text.config import ConvertConfig, PrepareConfig, SegmentConfig, Wiki2TxtConfig
 from dlbox.tasks.text.steps import Steps

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbox.data import coco
 from dlbox.base.errors import UserError
+from dlbox.data import coco
 from dlbox.tasks.detect.train import DetectConfig, DetectTask
 from tests.conftest import assert_user_error
 

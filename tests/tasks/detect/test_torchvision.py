@@ -12,8 +12,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from dlbox.engine.metrics import read_jsonl
 from dlbox.base.errors import UserError
+from dlbox.engine.metrics import read_jsonl
 from dlbox.tasks.detect import models
 
 MODEL = "fasterrcnn_mobilenet_v3_large_320_fpn"
