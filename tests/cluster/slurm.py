@@ -43,6 +43,7 @@ class SlurmCluster:
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="dlbox-slurm-"))
         self.started: list[str] = []
+        self.started_at = time.time()
 
     # --- set-up ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 30) -> SlurmCluster:
@@ -136,6 +137,9 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
     def stop(self) -> None:
         if "slurmctld" in self.started:
             self.run("scancel", "--user", "root", check=False)
+            deadline = time.monotonic() + 15  # let the cancelled jobs end before their slurmd goes
+            while time.monotonic() < deadline and self.run("squeue", "-h", check=False).stdout.strip():
+                time.sleep(0.3)
         pids = [int((self.dir / f"{n}.pid").read_text().split()[0]) for n in ("slurmd", "slurmctld")
                 if n in self.started and (self.dir / f"{n}.pid").exists()]  # fmt: skip
         for pid in pids:  # both asked at once, then waited for
@@ -147,6 +151,13 @@ PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
             pid_file = self.dir / "munge" / "munged.pid"
             if pid_file.exists():
                 _kill(int(pid_file.read_text().split()[0]))
+        # A job step's slurmstepd can outlive its slurmd (a job still ending when slurmd stopped): stop this
+        # cluster's too, those started since it was.
+        import psutil
+
+        for proc in psutil.process_iter(["name", "create_time"]):
+            if proc.info["name"] == "slurmstepd" and proc.info["create_time"] >= self.started_at - 1:
+                _kill(proc.pid)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
