@@ -70,6 +70,22 @@ class Exported:
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
+class RunsExported:
+    """For a task's model object that runs in PyTorch or, when ``exported`` is set, through a dlbox export: the
+    backend's name and the onnxruntime session, said once for every task."""
+
+    exported: Exported | None
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime session of an ONNX export (else None)."""
+        return self.exported.backend if self.exported is not None and self.exported.format == "onnx" else None
+
+    @property
+    def backend(self) -> str:
+        return "pytorch" if self.exported is None else {"onnx": "onnxruntime"}.get(self.exported.format, self.exported.format)
+
+
 def _spec(name: str, dtype: str, shape) -> TensorSpec:
     dims = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (shape or ()))
     return TensorSpec(name, NUMPY_TO_V2.get(dtype, "FP32"), dims)

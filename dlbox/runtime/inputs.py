@@ -92,3 +92,15 @@ def default_name(source: str | Path) -> str:
     if p.name.split(".")[0] == "model" and (p.parent / "checkpoints").is_dir():  # RUN/model.onnx
         return p.parent.name
     return p.name.split(".")[0] or p.name
+
+
+def square_batch(tensors: dict[str, np.ndarray], name: str, size: int, send: str) -> np.ndarray:
+    """The one input tensor ``name`` of a v2 request, (N, 3, size, size) FP32; anything else is one line
+    (``send`` says what to send, e.g. "FP32 in [0, 1], letterboxed")."""
+    no_more_options({k: 0 for k in tensors if k != name}, f"the tensor {name} (N, 3, S, S)")
+    if name not in tensors:
+        raise UserError(f"missing input tensor {name}", f"send {name}: (N, 3, S, S) {send}")
+    x = np.ascontiguousarray(tensors[name], dtype=np.float32)
+    if x.ndim != 4 or x.shape[1:] != (3, size, size):
+        raise UserError(f"{name} must be (N, 3, {size}, {size}), got {tuple(x.shape)}")
+    return x

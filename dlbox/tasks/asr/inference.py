@@ -15,7 +15,7 @@ import numpy as np
 
 from dlbox.base.errors import UserError, not_found
 from dlbox.models.weights import WeightsSource, is_reference, resolve_weights
-from dlbox.runtime.exported import is_export
+from dlbox.runtime.exported import RunsExported, is_export
 from dlbox.runtime.inputs import default_name, int_option, no_more_options
 from dlbox.runtime.predictor import Sample, TensorSpec
 from dlbox.tasks.asr import audio, decode, features
@@ -24,22 +24,13 @@ from dlbox.tasks.asr.model import MIN_FRAMES, SUBSAMPLING
 
 
 @dataclass
-class Recognizer:
+class Recognizer(RunsExported):
     vocab: Vocab
     model: Any = None  # CtcModel (PyTorch)
     exported: Any = None  # dlbox.runtime.exported.Exported of a dlbox export
     source: str = ""
     subsampling: int = SUBSAMPLING
     cmvn_mode: str = "global"
-
-    @property
-    def session(self) -> Any:
-        """The onnxruntime session of an ONNX export (else None)."""
-        return self.exported.backend if self.exported is not None and self.exported.format == "onnx" else None
-
-    @property
-    def backend(self) -> str:
-        return "pytorch" if self.exported is None else {"onnx": "onnxruntime"}.get(self.exported.format, self.exported.format)
 
     def log_probs(self, feats: np.ndarray) -> np.ndarray:
         """(T, 80) raw fbank -> (T', V) log-probabilities."""

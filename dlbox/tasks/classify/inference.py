@@ -16,14 +16,14 @@ from torch import nn
 from dlbox.base.errors import UserError
 from dlbox.engine import checkpoint
 from dlbox.models.weights import WeightsSource, resolve_weights
-from dlbox.runtime.exported import is_export, load_exported
-from dlbox.runtime.inputs import decode_image, default_name, int_option, no_more_options
+from dlbox.runtime.exported import RunsExported, is_export, load_exported
+from dlbox.runtime.inputs import decode_image, default_name, int_option, no_more_options, square_batch
 from dlbox.runtime.predictor import Sample, TensorSpec
 from dlbox.tasks.classify import models, timm_models
 
 
 @dataclass
-class Classifier:
+class Classifier(RunsExported):
     """A model ready for inference with what its inputs need; ``run`` maps (N, 3, H, W) float -> logits."""
 
     classes: list[str]
@@ -34,15 +34,6 @@ class Classifier:
     model: nn.Module | None = None  # PyTorch
     exported: Any = None  # dlbox.runtime.exported.Exported (ONNX, TorchScript, OpenVINO)
     source: str = ""
-
-    @property
-    def session(self) -> Any:
-        """The onnxruntime session of an ONNX export (else None)."""
-        return self.exported.backend if self.exported is not None and self.exported.format == "onnx" else None
-
-    @property
-    def backend(self) -> str:
-        return "pytorch" if self.exported is None else {"onnx": "onnxruntime"}.get(self.exported.format, self.exported.format)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,13 +190,7 @@ class ClassifyPredictor:
                 for s, p in zip(samples, preds, strict=True)]  # fmt: skip
 
     def infer(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        no_more_options({k: 0 for k in tensors if k != "images"}, "the tensor images (N, 3, S, S)")
-        if "images" not in tensors:
-            raise UserError("missing input tensor images", "send images: (N, 3, S, S) FP32")
-        x = np.ascontiguousarray(tensors["images"], dtype=np.float32)
-        s = self.clf.img_size
-        if x.ndim != 4 or x.shape[1:] != (3, s, s):
-            raise UserError(f"images must be (N, 3, {s}, {s}), got {tuple(x.shape)}")
+        x = square_batch(tensors, "images", self.clf.img_size, "FP32")
         return {"logits": self.clf.logits(torch.from_numpy(x)).float().numpy()}
 
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from dlbox.base.errors import UserError
 from dlbox.engine import checkpoint
-from dlbox.runtime.exported import is_export, load_exported
-from dlbox.runtime.inputs import decode_image, default_name, float_option, no_more_options
+from dlbox.runtime.exported import RunsExported, is_export, load_exported
+from dlbox.runtime.inputs import decode_image, default_name, float_option, no_more_options, square_batch
 from dlbox.runtime.predictor import Sample, TensorSpec
 from dlbox.tasks.detect import models, tinydet
 from dlbox.tasks.detect.data import letterbox, to_tensor
@@ -61,7 +61,7 @@ def detect_torch(model: nn.Module, model_name: str, images: torch.Tensor, score_
 
 
 @dataclass
-class Detector:
+class Detector(RunsExported):
     classes: list[str]
     img_size: int
     model_name: str
@@ -69,15 +69,6 @@ class Detector:
     exported: Any = None  # dlbox.runtime.exported.Exported of a dlbox export
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def session(self) -> Any:
-        """The onnxruntime session of an ONNX export (else None)."""
-        return self.exported.backend if self.exported is not None and self.exported.format == "onnx" else None
-
-    @property
-    def backend(self) -> str:
-        return "pytorch" if self.exported is None else {"onnx": "onnxruntime"}.get(self.exported.format, self.exported.format)
 
     def detect(self, images: torch.Tensor, score_thresh: float = SCORE_THRESH) -> list[Detections]:
         if self.exported is None:
@@ -202,13 +193,7 @@ class DetectPredictor:
 
     @torch.no_grad()
     def infer(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        no_more_options({k: 0 for k in tensors if k != "images"}, "the tensor images (N, 3, S, S)")
-        if "images" not in tensors:
-            raise UserError("missing input tensor images", "send images: (N, 3, S, S) FP32 in [0, 1], letterboxed")
-        x = np.ascontiguousarray(tensors["images"], dtype=np.float32)
-        s = self.det.img_size
-        if x.ndim != 4 or x.shape[1:] != (3, s, s):
-            raise UserError(f"images must be (N, 3, {s}, {s}), got {tuple(x.shape)}")
+        x = square_batch(tensors, "images", self.det.img_size, "FP32 in [0, 1], letterboxed")
         n, k = len(x), MAX_DET
         out = {"boxes": np.zeros((n, k, 4), np.float32), "scores": np.zeros((n, k), np.float32),
                "labels": np.full((n, k), -1, np.int64), "num_detections": np.zeros(n, np.int32)}  # fmt: skip

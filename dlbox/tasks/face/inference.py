@@ -22,7 +22,8 @@ from torch import nn
 
 from dlbox.base.errors import UserError
 from dlbox.models.weights import WeightsSource, read_checkpoint, read_state, resolve_weights
-from dlbox.runtime.inputs import decode_image, default_name, int_option, no_more_options
+from dlbox.runtime.exported import RunsExported
+from dlbox.runtime.inputs import decode_image, default_name, int_option, no_more_options, square_batch
 from dlbox.runtime.predictor import Sample, TensorSpec
 from dlbox.tasks.face import models
 
@@ -30,7 +31,7 @@ FACENET_THRESHOLD = 1.1  # unit-embedding distance commonly used with facenet-py
 
 
 @dataclass
-class Embedder:
+class Embedder(RunsExported):
     arch: str
     img_size: int
     threshold: float
@@ -38,15 +39,6 @@ class Embedder:
     model: nn.Module | None = None
     exported: Any = None  # dlbox.runtime.exported.Exported of a dlbox export
     threshold_file: str | None = None  # where `evaluate` stores the threshold it chose
-
-    @property
-    def session(self) -> Any:
-        """The onnxruntime session of an ONNX export (else None)."""
-        return self.exported.backend if self.exported is not None and self.exported.format == "onnx" else None
-
-    @property
-    def backend(self) -> str:
-        return "pytorch" if self.exported is None else {"onnx": "onnxruntime"}.get(self.exported.format, self.exported.format)
 
     @torch.no_grad()
     def embed_tensor(self, x: torch.Tensor, flip: bool = False) -> np.ndarray:
@@ -274,13 +266,7 @@ class FacePredictor:
 
     @torch.no_grad()
     def infer(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        no_more_options({k: 0 for k in tensors if k != "faces"}, "the tensor faces (N, 3, S, S)")
-        if "faces" not in tensors:
-            raise UserError("missing input tensor faces", "send faces: (N, 3, S, S) FP32, (pixel - 127.5) / 128")
-        x = np.ascontiguousarray(tensors["faces"], dtype=np.float32)
-        s = self.emb.img_size
-        if x.ndim != 4 or x.shape[1:] != (3, s, s):
-            raise UserError(f"faces must be (N, 3, {s}, {s}), got {tuple(x.shape)}")
+        x = square_batch(tensors, "faces", self.emb.img_size, "FP32, (pixel - 127.5) / 128")
         return {"embeddings": self.emb.embed_tensor(torch.from_numpy(x))}
 
 
