@@ -118,6 +118,15 @@ class ClusterEnv:
     run_name: str | None  # a run directory name that is the same when the job is requeued or a pod restarts
     restart_count: int = 0
     started_by_srun: bool = False  # inside a job step (srun), not the batch shell
+    # An elastic PyTorchJob (elasticPolicy): PET_NNODES="min:max" and a c10d rendezvous at PET_RDZV_ENDPOINT;
+    # nnodes is then the most nodes, and the rendezvous (not the environment) ranks the nodes.
+    min_nodes: int | None = None
+    rdzv_endpoint: str | None = None  # "host:port"
+    max_restarts: int | None = None  # PET_MAX_RESTARTS (the policy's maxRestarts)
+
+    @property
+    def elastic(self) -> bool:
+        return self.rdzv_endpoint is not None
 
     def describe(self) -> str:
         job = f" job {self.job_id}" if self.job_id else ""
@@ -126,6 +135,9 @@ class ClusterEnv:
             shown = ",".join(self.hosts[:4]) + (",..." if len(self.hosts) > 4 else "")
             nodes += f" [{shown}]"
         text = f"{self.kind}{job}, {nodes}, this node rank {self.node_rank}"
+        if self.elastic:
+            text = f"{self.kind}{job}, elastic {self.min_nodes} to {self.nnodes} node(s), c10d rendezvous " \
+                   f"at {self.rdzv_endpoint}"
         if self.per_task:
             t = self.per_task
             text += f", one process per task (rank {t['rank']} of {t['world_size']}, local rank {t['local_rank']})"
@@ -185,20 +197,51 @@ def _slurm(environ: Mapping[str, str]) -> ClusterEnv:
     )  # fmt: skip
 
 
-def _nnodes(text: str) -> int:
-    """PET_NNODES: "2", or "2:2" from an elastic policy (a range of node counts is torchrun's, not ours)."""
-    lo, _, hi = text.partition(":")
-    if not lo.strip().isdigit() or (hi and hi.strip() != lo.strip()):
-        raise UserError(f"PET_NNODES={text!r}: an elastic range of node counts is not supported",
-                        "set minReplicas = maxReplicas in the job's elasticPolicy, or leave it out")  # fmt: skip
-    return int(lo)
+def _nnodes(text: str, elastic: bool = False) -> tuple[int, int]:
+    """PET_NNODES: "2", or "min:max" from an elastic policy -> (min, max). A range needs the elastic
+    rendezvous (PET_RDZV_ENDPOINT) the operator sets with it."""
+    lo, _, hi = text.strip().partition(":")
+    hi = hi or lo
+    if not (lo.isdigit() and hi.isdigit()) or not 1 <= int(lo) <= int(hi):
+        raise UserError(f"PET_NNODES={text!r} is not a node count or a range MIN:MAX",
+                        "check the job's elasticPolicy (1 <= minReplicas <= maxReplicas)")  # fmt: skip
+    if int(lo) != int(hi) and not elastic:
+        raise UserError(f"PET_NNODES={text!r}: an elastic range of node counts needs a c10d rendezvous, and "
+                        "PET_RDZV_ENDPOINT is not set",
+                        "give the job an elasticPolicy with rdzvBackend: c10d (dlbox launch k8s --min-nodes), "
+                        "or set minReplicas = maxReplicas")  # fmt: skip
+    return int(lo), int(hi)
+
+
+def _elastic_pod(environ: Mapping[str, str]) -> ClusterEnv:
+    """A Worker pod of an elastic PyTorchJob (no Master): the operator's elastic.go sets PET_NNODES="min:max",
+    PET_RDZV_ENDPOINT="<job>-worker-0:<port>", PET_RDZV_BACKEND (c10d) and maybe PET_MAX_RESTARTS."""
+    backend = environ.get("PET_RDZV_BACKEND", "c10d").strip() or "c10d"
+    if backend != "c10d":
+        raise UserError(f"PET_RDZV_BACKEND={backend!r}: dlbox's elastic jobs use the c10d rendezvous",
+                        "set rdzvBackend: c10d in the job's elasticPolicy")  # fmt: skip
+    endpoint = environ["PET_RDZV_ENDPOINT"].strip()
+    m = re.fullmatch(r"\[?([^\s\[\]]+?)\]?:(\d{1,5})", endpoint)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise UserError(f"PET_RDZV_ENDPOINT={endpoint!r} is not host:port",
+                        "the operator sets <job>-worker-0:<port>; check the job's elasticPolicy")  # fmt: skip
+    lo, hi = _nnodes(environ["PET_NNODES"], elastic=True)
+    nm = re.fullmatch(r"(.+)-worker-0(\..*)?", m.group(1))
+    name = nm.group(1) if nm else None
+    nproc_text = environ.get("PET_NPROC_PER_NODE", "").strip()
+    return ClusterEnv(
+        kind="PyTorchJob", nnodes=hi, node_rank=0, hosts=[], master_addr=m.group(1), master_port=int(m.group(2)),
+        nproc_per_node=int(nproc_text) if nproc_text.isdigit() else None, per_task=None, job_id=name,
+        run_name=name, min_nodes=lo, rdzv_endpoint=f"{m.group(1)}:{m.group(2)}",
+        max_restarts=_int(environ, "PET_MAX_RESTARTS"),
+    )  # fmt: skip
 
 
 def _pods(environ: Mapping[str, str]) -> ClusterEnv:
     pytorchjob = "MASTER_ADDR" in environ  # the PyTorchJob operator sets MASTER_* and PET_*, TrainJob's PET_* only
     master = environ.get("PET_MASTER_ADDR") or environ.get("MASTER_ADDR")
     port = _int(environ, "PET_MASTER_PORT", "MASTER_PORT")
-    nnodes = _nnodes(environ["PET_NNODES"])
+    nnodes = _nnodes(environ["PET_NNODES"])[1]
     node_rank = _int(environ, "PET_NODE_RANK", "RANK") or 0
     nproc_text = environ.get("PET_NPROC_PER_NODE", "").strip()
     nproc = int(nproc_text) if nproc_text.isdigit() else None  # "auto", "gpu", "cpu": decided below
@@ -220,6 +263,8 @@ def detect(environ: Mapping[str, str] | None = None) -> ClusterEnv | None:
         return None  # a worker of torchrun (or of dlbox's own launcher): its launcher decided everything
     if "PET_NNODES" in environ and (environ.get("PET_MASTER_ADDR") or environ.get("MASTER_ADDR")):
         return _pods(environ)
+    if "PET_NNODES" in environ and environ.get("PET_RDZV_ENDPOINT"):
+        return _elastic_pod(environ)
     if environ.get("SLURM_JOB_ID") or environ.get("SLURM_JOBID"):
         return _slurm(environ)
     return None
@@ -284,8 +329,10 @@ def apply(cfg: Any, env: ClusterEnv | None = None, say=None) -> Any:
             changes[key] = value
     master_addr = changes.get("master_addr", cfg.master_addr)
     master_port = changes.get("master_port", cfg.master_port)
+    if env.elastic and "max_restarts" not in typed and env.max_restarts is not None:
+        changes["max_restarts"] = env.max_restarts
     per_task = env.per_task
-    if per_task is None and nproc == 1 and changes.get("nnodes", cfg.nnodes) > 1:
+    if per_task is None and nproc == 1 and changes.get("nnodes", cfg.nnodes) > 1 and not env.elastic:
         # One process on each node: it is a worker itself (no local launcher to start).
         nn, nr = changes.get("nnodes", cfg.nnodes), changes.get("node_rank", cfg.node_rank)
         per_task = {"rank": nr, "world_size": nn, "local_rank": 0, "local_world_size": 1}
@@ -303,6 +350,13 @@ def apply(cfg: Any, env: ClusterEnv | None = None, say=None) -> Any:
     new = dataclasses.replace(cfg, **changes) if changes else cfg
     if hasattr(cfg, "_typed"):
         new._typed = cfg._typed
+    if env.elastic and "nnodes" not in typed and "master_addr" not in typed:
+        # torch's elastic launch: min_nodes..max_nodes, c10d rendezvous at the operator's endpoint, the job's
+        # name as rendezvous id (see distributed._torchrun_argv). Typed --nnodes/--master-addr: the static way.
+        min_nodes = env.min_nodes if env.min_nodes is not None else new.nnodes
+        object.__setattr__(new, "_elastic", {"min_nodes": min(min_nodes, new.nnodes),
+                                             "rdzv_endpoint": f"{new.master_addr}:{new.master_port}",
+                                             "rdzv_id": env.job_id or "dlbox"})  # fmt: skip
     if per_task is not None:
         os.environ.update({"RANK": str(per_task["rank"]), "WORLD_SIZE": str(per_task["world_size"]),
                            "LOCAL_RANK": str(per_task["local_rank"]),
@@ -312,6 +366,9 @@ def apply(cfg: Any, env: ClusterEnv | None = None, say=None) -> Any:
         say(f"cluster: {env.describe()}")
         mode = "one process per task" if per_task else f"{new.nproc_per_node} process(es) on this node"
         what = f"rendezvous {master_addr}:{master_port}, {mode}" if new.nnodes > 1 or per_task else mode
+        if getattr(new, "_elastic", None):
+            what = f"elastic rendezvous (c10d) {master_addr}:{master_port}, " \
+                   f"{new._elastic['min_nodes']} to {new.nnodes} node(s), {mode}"
         if "resume" in changes:
             what += f"; resuming {changes['resume']}"
         say(f"cluster: {what}")

@@ -197,9 +197,20 @@ def noted_run_dir(path: str | None = None) -> Path | None:
 def _torchrun_argv(cfg: EngineConfig, local_addr: str | None = None) -> list[str]:
     argv = ["--nproc-per-node", str(cfg.nproc_per_node), "--max-restarts", str(cfg.max_restarts),
             "--monitor-interval", "0.5"]  # fmt: skip
+    elastic = getattr(cfg, "_elastic", None)  # an elastic PyTorchJob's pod (see cluster.apply)
     if cfg.nnodes == 1:
         # torchrun --standalone: a private rendezvous on a free loopback port.
         argv += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", str(uuid.uuid4())]
+    elif elastic:
+        # torchrun --nnodes MIN:MAX: the c10d rendezvous ranks the nodes that join (no --node-rank); it waits up
+        # to join_timeout for MIN nodes, then last_call_timeout for more, up to MAX.
+        argv += [
+            "--nnodes", f"{elastic['min_nodes']}:{cfg.nnodes}", "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", elastic["rdzv_endpoint"], "--rdzv-id", elastic["rdzv_id"],
+            "--rdzv-conf", f"join_timeout={max(1, math.ceil(cfg.dist_timeout))}",
+        ]  # fmt: skip
+        if local_addr:
+            argv += ["--local-addr", local_addr]
     else:
         argv += [
             "--nnodes", str(cfg.nnodes), "--node-rank", str(cfg.node_rank),

@@ -82,6 +82,9 @@ class K8sArgs(LaunchArgs):
     max_restarts: int = opt(3, "restarts of failed pods before the job fails (a checkpointed SIGTERM is retried)",
                             ge=0, le=1000)  # fmt: skip
     runtime: str = opt("torch-distributed", "TrainJob: the ClusterTrainingRuntime to run on")
+    min_nodes: int | None = opt(None, "PyTorchJob: fewest pods the job keeps training with (default: --nodes, a "
+                                "fixed size); below --nodes the job is elastic (spec.elasticPolicy, c10d "
+                                "rendezvous, PET_NNODES=MIN:MAX)", ge=1, le=10000)  # fmt: skip
 
     def validate(self) -> None:
         super().validate()
@@ -90,3 +93,9 @@ class K8sArgs(LaunchArgs):
                             "lower-case letters, digits and '-', at most 40 characters")  # fmt: skip
         if self.memory is not None and not re.fullmatch(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?", self.memory):
             raise UserError(f"--memory {self.memory!r} is not a quantity", "e.g. 32Gi")
+        if self.min_nodes is not None and self.min_nodes > self.nodes:
+            raise UserError(f"--min-nodes {self.min_nodes} is more than --nodes {self.nodes}",
+                            f"use 1 to {self.nodes} (--nodes is the most pods)")  # fmt: skip
+        if self.kind == "trainjob" and self.min_nodes is not None and self.min_nodes != self.nodes:
+            raise UserError("--min-nodes is for --kind pytorchjob (a TrainJob's elastic policy is its runtime's)",
+                            "use --kind pytorchjob, or set mlPolicy.torch.elasticPolicy in the runtime")  # fmt: skip

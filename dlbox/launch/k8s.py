@@ -6,6 +6,10 @@ In each pod the operator sets PET_NNODES, PET_NODE_RANK, PET_NPROC_PER_NODE and 
 ``dlbox.engine.cluster``). A pod that is evicted gets SIGTERM: the training saves a mid-epoch checkpoint and exits
 with 143, which ``restartPolicy: ExitCode`` treats as retryable; the new pod runs the same command with the same
 ``--name`` on the same runs volume and resumes.
+
+``--min-nodes M`` below ``--nodes`` N makes the PyTorchJob elastic: ``spec.elasticPolicy`` (c10d, minReplicas M,
+maxReplicas N) and N Worker pods without a Master; the operator then sets PET_NNODES="M:N" and
+PET_RDZV_ENDPOINT=<job>-worker-0:<port> instead of MASTER_*.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ def _pod_parts(c: K8sArgs, runs: str, container_name: str) -> tuple[dict, list[d
     return resources, volumes, mounts, {"env": env}
 
 
+def elastic(c: K8sArgs) -> bool:
+    """A PyTorchJob whose size may shrink to --min-nodes (an elasticPolicy), not a fixed one."""
+    return c.kind == "pytorchjob" and c.min_nodes is not None and c.min_nodes < c.nodes
+
+
 def manifest(c: K8sArgs) -> tuple[dict[str, Any], str, str]:
     """(the manifest, the job's name, the runs directory in the pods)."""
     runs = common.runs_dir_of(c, "/runs")
@@ -64,15 +73,21 @@ def manifest(c: K8sArgs) -> tuple[dict[str, Any], str, str]:
                      "ports": [{"name": "pytorchjob-port", "containerPort": PORT}],
                      **({"resources": resources} if resources else {}), "volumeMounts": mounts}  # fmt: skip
         template = {"spec": {"terminationGracePeriodSeconds": 120, "containers": [container], "volumes": volumes}}
-        replicas: dict[str, Any] = {"Master": {"replicas": 1, "restartPolicy": "ExitCode", "template": template}}
-        if c.nodes > 1:
-            replicas["Worker"] = {"replicas": c.nodes - 1, "restartPolicy": "ExitCode", "template": template}
-        doc = {
-            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta,
-            "spec": {"nprocPerNode": str(c.processes),
-                     "runPolicy": {"backoffLimit": c.max_restarts, "cleanPodPolicy": "None"},
-                     "pytorchReplicaSpecs": replicas},
-        }  # fmt: skip
+        spec: dict[str, Any] = {"nprocPerNode": str(c.processes),
+                                "runPolicy": {"backoffLimit": c.max_restarts, "cleanPodPolicy": "None"}}  # fmt: skip
+        if elastic(c):
+            # Elastic: Worker pods only (no Master); the operator sets PET_NNODES="min:max", PET_RDZV_BACKEND
+            # and PET_RDZV_ENDPOINT=<job>-worker-0:<pytorchjob-port>, and torch's c10d rendezvous ranks the pods.
+            spec["elasticPolicy"] = {"rdzvBackend": "c10d", "minReplicas": c.min_nodes, "maxReplicas": c.nodes,
+                                     "maxRestarts": c.max_restarts}  # fmt: skip
+            replicas: dict[str, Any] = {"Worker": {"replicas": c.nodes, "restartPolicy": "ExitCode",
+                                                   "template": template}}  # fmt: skip
+        else:
+            replicas = {"Master": {"replicas": 1, "restartPolicy": "ExitCode", "template": template}}
+            if c.nodes > 1:
+                replicas["Worker"] = {"replicas": c.nodes - 1, "restartPolicy": "ExitCode", "template": template}
+        spec["pytorchReplicaSpecs"] = replicas
+        doc = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": meta, "spec": spec}
     else:
         trainer: dict[str, Any] = {"image": c.image, "command": cmd, "numNodes": c.nodes,
                                    "numProcPerNode": c.processes, **env}  # fmt: skip
@@ -89,6 +104,10 @@ def manifest(c: K8sArgs) -> tuple[dict[str, Any], str, str]:
 
 # Comments put above the first line of a key (matched with its indentation).
 COMMENTS = [
+    (r"elasticPolicy:", "elastic: the job starts with maxReplicas pods and keeps training while minReplicas "
+                        "remain; each change of pods is a new c10d rendezvous (at worker-0), the workers resume "
+                        "from the newest checkpoint; maxRestarts: restarts of the worker group (torchrun's "
+                        "--max-restarts)"),
     (r"nprocPerNode:", "training processes in each pod (PET_NPROC_PER_NODE): one per GPU"),
     (r"backoffLimit:", "pod failures (each a restart from the newest checkpoint) before the job is failed"),
     (r"restartPolicy: ExitCode", "exit codes 128-255 are retried: 143 is a pod that saved a checkpoint on "
@@ -116,7 +135,8 @@ def render_yaml(doc: dict[str, Any], c: K8sArgs, name: str) -> str:
     out = [
         f"# Written by `dlbox launch k8s` (dlbox {__version__}, {datetime.now():%Y-%m-%d %H:%M}). "
         "Submit: kubectl apply -f FILE",
-        f"# {doc['kind']} {name}: {c.nodes} pod(s) x {c.processes} process(es)"
+        f"# {doc['kind']} {name}: {c.nodes} pod(s)"
+        + (f" (elastic, at least {c.min_nodes})" if elastic(c) else "") + f" x {c.processes} process(es)"
         + (f", {c.gpus_per_node} GPU(s) each." if c.gpus_per_node else ", CPU training."),
         f"# Follow it: kubectl -n {c.namespace} logs -f -l training.kubeflow.org/job-name={name}"
         if doc["kind"] == "PyTorchJob" else f"# Follow it: kubectl -n {c.namespace} get trainjob {name}",

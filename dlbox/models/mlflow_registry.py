@@ -52,11 +52,19 @@ def parse(rest: str) -> tuple[str, str | None, str | None]:
     return (name, tail, None) if tail.isdigit() else (name, None, tail)
 
 
-def export_files(path: Path) -> list[Path]:
-    """The files of one export: OpenVINO's .xml comes with its .bin."""
+# files an export of a task needs beside it (sherpa-onnx's layout: an ASR model.onnx reads tokens.txt next to it)
+COMPANIONS = {"asr": ("tokens.txt",)}
+
+
+def export_files(path: Path, meta: dict[str, Any] | None = None) -> list[Path]:
+    """The files of one export: OpenVINO's .xml comes with its .bin; an ASR export (``meta['task']``) with the
+    tokens.txt beside it. They go up and come back down as one folder."""
     files = [path]
     if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
         files.append(path.with_suffix(".bin"))
+    for name in COMPANIONS.get(str((meta or {}).get("task", "")), ()):
+        if path.with_name(name).is_file() and path.name != name:
+            files.append(path.with_name(name))
     return files
 
 
@@ -90,8 +98,11 @@ def best_metrics(run_dir: Path | None) -> dict[str, float]:
     return numeric({k: v for k, v in record.items() if "/" in k})
 
 
-def _version_tags(meta: dict[str, Any], fmt: str, metrics: dict[str, float]) -> dict[str, str]:
-    tags = {"dlbox.task": str(meta.get("task", "")), "dlbox.model": str(meta.get("model", "")), "dlbox.format": fmt}
+def _version_tags(meta: dict[str, Any], fmt: str, metrics: dict[str, float], files: list[Path]) -> dict[str, str]:
+    tags = {"dlbox.task": str(meta.get("task", "")), "dlbox.model": str(meta.get("model", "")), "dlbox.format": fmt,
+            "dlbox.files": ",".join(f.name for f in files)}  # fmt: skip
+    if meta.get("task") == "asr" and meta.get("classes") is not None:
+        tags["dlbox.tokens"] = str(len(meta["classes"]))  # the vocabulary's size; the tokens travel in tokens.txt
     if meta.get("classes") is not None:
         tags["dlbox.classes"] = json.dumps(meta["classes"])[:5000]
     if meta.get("inputs") is not None:
@@ -101,9 +112,9 @@ def _version_tags(meta: dict[str, Any], fmt: str, metrics: dict[str, float]) -> 
     return {k: v for k, v in tags.items() if v}
 
 
-def _digest(path: Path) -> str:
+def _digest(files: list[Path]) -> str:
     h = hashlib.sha256()
-    for f in export_files(path):
+    for f in files:
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
@@ -156,8 +167,9 @@ def _register(path: Path, name: str, run: Path | None, meta: dict[str, Any], uri
         run_id = c.create_run(exp, tags=tags, run_name=tags.get("mlflow.runName")).info.run_id
         created = True
     # a folder per content: a later version never overwrites the files an earlier one points to
-    folder = f"{EXPORT_DIR}/{_digest(path)[:12]}"
-    for f in export_files(path):
+    files = export_files(path, meta)
+    folder = f"{EXPORT_DIR}/{_digest(files)[:12]}"
+    for f in files:
         c.log_artifact(run_id, str(f), folder)
     if created:
         c.set_terminated(run_id, "FINISHED")
@@ -169,11 +181,11 @@ def _register(path: Path, name: str, run: Path | None, meta: dict[str, Any], uri
     metrics = best_metrics(run)
     fmt = _format_of(path)
     source = f"{c.get_run(run_id).info.artifact_uri}/{folder}"
-    mv = c.create_model_version(name, source, run_id=run_id, tags=_version_tags(meta, fmt, metrics),
+    mv = c.create_model_version(name, source, run_id=run_id, tags=_version_tags(meta, fmt, metrics, files),
                                 description=f"{meta.get('task', '')} {meta.get('model', '')} ({fmt}) from "
                                             f"{run or path}")  # fmt: skip
     return {"name": name, "version": int(mv.version), "uri": f"{SCHEME}{name}/{mv.version}", "run_id": run_id,
-            "source": source, "file": str(path), "format": fmt, "metrics": metrics, "tracking_uri": tm._display(uri)}  # fmt: skip
+            "source": source, "file": str(path), "files": [str(f) for f in files], "format": fmt, "metrics": metrics, "tracking_uri": tm._display(uri)}  # fmt: skip
 
 
 # --- models:/ -> a local file ----------------------------------------------------------------------------------
@@ -256,21 +268,24 @@ def local_path(spec: str) -> str:
     return str(fetch(spec[len(SCHEME) :])) if str(spec).startswith(SCHEME) else str(spec)
 
 
-def after_export(path: str | Path, run_dir: str | Path | None = None, register: str | None = None) -> dict | None:
+def after_export(path: str | Path, run_dir: str | Path | None = None, register: str | None = None,
+                 meta: dict[str, Any] | None = None) -> dict | None:  # fmt: skip
     """What a task's export does last. ``register``: the export becomes the next version of that name (the
     result says which; a store that cannot be reached is a one-line error, the file stays written). Without it,
-    a run tracked in MLflow (RUN/mlflow.json) gets the export as an artifact; a failure there is one warning."""
+    a run tracked in MLflow (RUN/mlflow.json) gets the export as an artifact; a failure there is one warning.
+    ``meta``: the export's metadata when the task has it at hand (else read from the file when registering)."""
     path = Path(path)
     if register:
-        return register_export(path, register, run_dir)
+        return register_export(path, register, run_dir, meta)
     run = Path(run_dir) if run_dir else run_dir_of(path)
     doc = tm.read_run_file(run) if run else {}
     if not doc.get("run_id"):
         return None
     try:
         c = tm.client(doc["tracking_uri"], timeout="30")  # implicit: a hanging server costs less
-        for f in export_files(path):
-            c.log_artifact(doc["run_id"], str(f), f"{EXPORT_DIR}/{_digest(path)[:12]}")
+        files = export_files(path, meta)
+        for f in files:
+            c.log_artifact(doc["run_id"], str(f), f"{EXPORT_DIR}/{_digest(files)[:12]}")
     except Exception as e:  # noqa: BLE001 - the export is written; tracking it is extra
         from dlbox.base.progress import log
 

@@ -158,9 +158,62 @@ def test_a_trainjob_pod_with_one_process_is_a_worker(clean_env):
     assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["MASTER_ADDR"]) == ("2", "3", "ft-node-0-0.ft")
 
 
-def test_an_elastic_range_of_nodes_is_refused():
-    with pytest.raises(UserError, match="elastic range"):
+def test_an_elastic_range_without_a_rendezvous_endpoint_is_refused():
+    with pytest.raises(UserError, match="elastic range .* PET_RDZV_ENDPOINT is not set"):
         cluster.detect({"PET_NNODES": "1:4", "MASTER_ADDR": "j-master-0"})
+
+
+ELASTIC_WORKER = {  # pod worker-1 of an elastic PyTorchJob "digits" (elastic.go: Worker replicas only, no Master)
+    "PYTHONUNBUFFERED": "1", "PET_RDZV_ENDPOINT": "digits-worker-0:23456", "PET_RDZV_BACKEND": "c10d",
+    "PET_NNODES": "2:4", "PET_MAX_RESTARTS": "5", "PET_NPROC_PER_NODE": "2",
+}  # fmt: skip
+
+
+def test_an_elastic_pytorchjob_pod_forms_an_elastic_job(clean_env):
+    env = cluster.detect(ELASTIC_WORKER)
+    assert env.kind == "PyTorchJob" and env.elastic and env.run_name == "digits"
+    assert (env.min_nodes, env.nnodes, env.rdzv_endpoint, env.max_restarts) == (2, 4, "digits-worker-0:23456", 5)
+    said: list[str] = []
+    cfg = cluster.apply(IntegrityConfig(), env, say=said.append)
+    assert (cfg.nnodes, cfg.nproc_per_node, cfg.max_restarts, cfg.name) == (4, 2, 5, "digits")
+    assert cfg._elastic == {"min_nodes": 2, "rdzv_endpoint": "digits-worker-0:23456", "rdzv_id": "digits"}
+    assert "RANK" not in os.environ  # the rendezvous ranks the pods, not the environment
+    assert "elastic 2 to 4 node(s)" in said[0] and "elastic rendezvous (c10d) digits-worker-0:23456" in said[1]
+    from dlbox.engine.distributed import _torchrun_argv
+
+    argv = _torchrun_argv(cfg)
+    assert argv[argv.index("--nnodes") + 1] == "2:4" and "--node-rank" not in argv
+    assert argv[argv.index("--rdzv-endpoint") + 1] == "digits-worker-0:23456"
+    assert argv[argv.index("--rdzv-backend") + 1] == "c10d" and argv[argv.index("--rdzv-id") + 1] == "digits"
+    # Options typed by the user win: --max-restarts kept; --nnodes/--master-addr typed: the static way.
+    typed = IntegrityConfig(max_restarts=1)
+    assert cluster.apply(typed, env, say=lambda s: None).max_restarts == 1
+    static = IntegrityConfig(nnodes=2, master_addr="10.0.0.1")
+    static = cluster.apply(static, env, say=lambda s: None)
+    assert getattr(static, "_elastic", None) is None and "--node-rank" in _torchrun_argv(static)
+
+
+def test_the_static_pod_path_builds_the_same_launch_as_before(clean_env):
+    from dlbox.engine.distributed import _torchrun_argv
+
+    cfg = cluster.apply(IntegrityConfig(), cluster.detect(PYTORCHJOB_WORKER), say=lambda s: None)
+    assert getattr(cfg, "_elastic", None) is None
+    argv = _torchrun_argv(cfg)
+    assert [argv[argv.index(k) + 1] for k in ("--nnodes", "--node-rank", "--master-addr", "--master-port")] == \
+        ["2", "1", "digits-master-0", "23456"]
+
+
+@pytest.mark.parametrize("environ,said", [
+    ({"PET_NNODES": "4:2"}, "not a node count or a range"),
+    ({"PET_NNODES": "0:2"}, "not a node count or a range"),
+    ({"PET_NNODES": "1:x"}, "not a node count or a range"),
+    ({"PET_NNODES": "1:2", "PET_RDZV_ENDPOINT": "worker-0"}, "is not host:port"),
+    ({"PET_NNODES": "1:2", "PET_RDZV_ENDPOINT": "w-0:99999"}, "is not host:port"),
+    ({"PET_NNODES": "1:2", "PET_RDZV_BACKEND": "etcd"}, "use the c10d rendezvous"),
+])  # fmt: skip
+def test_a_bad_elastic_environment_is_one_line(environ, said):
+    with pytest.raises(UserError, match=said):
+        cluster.detect({"PET_RDZV_ENDPOINT": "j-worker-0:23456", **environ})
 
 
 def test_the_tests_leave_no_torchrun_variables_behind():

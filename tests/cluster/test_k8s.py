@@ -68,6 +68,35 @@ def test_manifests_match_the_kubeflow_crd_schema(capsys, kind, schema):
     assert not validator.is_valid(broken)
 
 
+def test_an_elastic_pytorchjob_manifest_matches_the_schema(capsys):
+    validator = jsonschema.Draft7Validator(json.loads((SCHEMAS / "pytorchjob.v1.json").read_text()))
+    doc, text = _manifest(capsys, "pytorchjob", "--nodes", "4", "--min-nodes", "2", "--max-restarts", "5")
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+    assert errors == [], errors
+    assert doc["spec"]["elasticPolicy"] == {"rdzvBackend": "c10d", "minReplicas": 2, "maxReplicas": 4,
+                                            "maxRestarts": 5}  # fmt: skip
+    # Worker pods only: the operator's rendezvous endpoint is <job>-worker-0 at the Worker's pytorchjob-port.
+    assert list(doc["spec"]["pytorchReplicaSpecs"]) == ["Worker"]
+    worker = doc["spec"]["pytorchReplicaSpecs"]["Worker"]
+    assert worker["replicas"] == 4
+    assert worker["template"]["spec"]["containers"][0]["ports"][0]["name"] == "pytorchjob-port"
+    assert "# elastic:" in text and "elastic, at least 2" in text
+    broken = copy.deepcopy(doc)
+    broken["spec"]["elasticPolicy"]["minReplica"] = 2  # misspelt
+    assert not validator.is_valid(broken)
+    broken = copy.deepcopy(doc)
+    broken["spec"]["elasticPolicy"]["maxReplicas"] = "4"
+    assert not validator.is_valid(broken)
+    # The default (--min-nodes = --nodes) is a fixed size: no policy, a Master as before.
+    doc, _ = _manifest(capsys, "pytorchjob", "--nodes", "2", "--min-nodes", "2")
+    assert "elasticPolicy" not in doc["spec"] and "Master" in doc["spec"]["pytorchReplicaSpecs"]
+    for options, said in ((("--nodes", "2", "--min-nodes", "3"), "--min-nodes 3 is more than --nodes 2"),
+                          (("--kind", "trainjob", "--nodes", "2", "--min-nodes", "1"), "for --kind pytorchjob")):
+        res = run_main(capsys, "launch", "k8s", "--image", "i:1", *options, "--dry-run", "--", "dlbox", "classify",
+                       "train", "--data", "d")  # fmt: skip
+        assert res.returncode == 2 and said in res.stderr, res.stderr
+
+
 def _pod_env(rank: int, nodes: int, port: int) -> dict[str, str]:
     """What the PyTorchJob operator sets in pod ``rank`` (pkg/controller.v1/pytorch/envvar.go, master.go); the
     master's address is its pod's host name there, 127.0.0.1 here."""
@@ -123,3 +152,33 @@ def test_a_pod_evicted_mid_run_is_restarted_and_resumes_without_loss(capsys, ref
     (row,) = json.loads(outs[0][0])["results"]
     assert Path(row["run_dir"]) == run_dir and [p.name for p in (runs / TASK_DIR).iterdir()] == ["digits"]
     assert weights_digest(run_dir) == reference["digest"]
+
+
+def test_an_elastic_pytorchjob_trains_with_its_pods(capsys, reference, tmp_path):
+    """Two Worker pods of an elastic PyTorchJob (minReplicas 1, maxReplicas 2), each with the environment the
+    operator's elastic.go gives it: no master, a c10d rendezvous at worker-0 (127.0.0.1 here) that ranks them."""
+    runs = tmp_path / "runs"
+    doc, _ = _manifest(capsys, "pytorchjob", "--nodes", "2", "--min-nodes", "1", "--runs-dir", str(runs),
+                       "--name", "digits", command=("dlbox", *JOB))  # fmt: skip
+    worker = doc["spec"]["pytorchReplicaSpecs"]["Worker"]
+    command = worker["template"]["spec"]["containers"][0]["command"]
+    policy = doc["spec"]["elasticPolicy"]
+    pod_env = {"PYTHONUNBUFFERED": "1", "PET_RDZV_ENDPOINT": f"127.0.0.1:{_free_port()}",
+               "PET_RDZV_BACKEND": policy["rdzvBackend"], "PET_NNODES": f"{policy['minReplicas']}:{policy['maxReplicas']}",
+               "PET_MAX_RESTARTS": str(policy["maxRestarts"]), "PET_NPROC_PER_NODE": doc["spec"]["nprocPerNode"]}  # fmt: skip
+    pods = [subprocess.Popen([sys.executable, "-m", "dlbox", *command[1:]], env=env(**pod_env), cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(worker["replicas"])]  # fmt: skip
+    try:
+        outs = [p.communicate(timeout=240) for p in pods]
+    finally:
+        for p in pods:
+            p.kill()
+    assert [p.returncode for p in pods] == [0, 0], [o[1][-2000:] for o in outs]
+    assert all("cluster: PyTorchJob, elastic 1 to 2 node(s)" in o[1] for o in outs), outs[0][1][:500]
+    # The pod the rendezvous made rank 0 reports the run (either may be: ranks go by order of joining).
+    rows = [row for o in outs if o[0].strip() for row in json.loads(o[0]).get("results") or []]
+    assert [Path(r["run_dir"]) for r in rows] == [runs / TASK_DIR / "digits"], rows
+    run_dir = runs / TASK_DIR / "digits"
+    assert weights_digest(run_dir) == reference["digest"]  # both pods trained: the 2-process run's weights
+

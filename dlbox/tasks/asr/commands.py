@@ -41,10 +41,11 @@ COMMANDS = [
             config.EvaluateArgs, call("dlbox.tasks.asr.evaluate:evaluate", source="model"),
             lazy("dlbox.tasks.asr.evaluate:render")),
     Command("export", "ONNX + tokens.txt that sherpa-onnx's OfflineRecognizer.from_wenet_ctc loads",
-            "dlbox asr export runs/asr/NAME --format onnx",
+            "dlbox asr export runs/asr/NAME --format onnx --register speech",
             config.ExportArgs, call("dlbox.tasks.asr.export:export", source="model", fmt="format"),
             lambda r: f"wrote {r['file']} and {r['tokens']}; parity with PyTorch: max |diff| = {r['max_abs_diff']:.2e}\n"
-                      f"deploy: {r['sherpa_onnx']}"),
+                      f"deploy: {r['sherpa_onnx']}"
+                      + (f"\nregistered {r['registered']['uri']}" if r.get("registered") else "")),
 ]  # fmt: skip
 
 

@@ -110,3 +110,5 @@ class ExportArgs:
     model: str = positional("a run directory or checkpoint")
     format: Literal["onnx"] = opt("onnx", "(default: onnx)")
     out: str | None = opt(None, "output file (default: RUN/model.onnx; tokens.txt goes beside it)", output="file")
+    register: str | None = opt(None, "also register model.onnx + tokens.txt as the next version of NAME in MLflow's "
+                               "model registry (docs/track.md)", metavar="NAME")

@@ -26,9 +26,15 @@ from dlbox.tasks.asr.model import SUBSAMPLING
 OPSET = 17
 
 
-def export(source: str, fmt: str = "onnx", out: str | None = None) -> dict[str, Any]:
+def export(source: str, fmt: str = "onnx", out: str | None = None, register: str | None = None) -> dict[str, Any]:
+    """``register``: model.onnx and tokens.txt also become the next version of that name in MLflow's model
+    registry (one folder: ``models:/NAME/VERSION`` then resolves to a model.onnx with its tokens.txt)."""
+    from dlbox.models import mlflow_registry
+
     if fmt != "onnx":
         raise UserError(f"--format {fmt!r} is not supported", "use --format onnx")
+    if register:
+        mlflow_registry.check_name(register)
     rec = load_recognizer(source)
     if rec.model is None:
         raise UserError(f"{source} is already an ONNX model", "pass the run directory it came from")
@@ -42,8 +48,9 @@ def export(source: str, fmt: str = "onnx", out: str | None = None) -> dict[str, 
     x_lens = torch.tensor([200, 137], dtype=torch.int64)
     # sherpa-onnx's offline WeNet CTC reader needs these beside dlbox's own metadata
     props = {"model_type": "wenet_ctc", "vocab_size": str(len(rec.vocab)), "subsampling_factor": str(SUBSAMPLING)}
+    meta = export_meta(rec)
     graph = exporter.Graph(model, (x, x_lens), ["x", "x_lens"], ["log_probs", "log_probs_lens"],
-                           exporter.ExportMeta.from_dict(export_meta(rec)), props=props, opset=OPSET,
+                           exporter.ExportMeta.from_dict(meta), props=props, opset=OPSET,
                            dynamic_axes={"x": {1: "T"}, "log_probs": {1: "T_out"}},
                            lengths={"log_probs": "log_probs_lens"})  # fmt: skip
     res = exporter.export(graph, path, "onnx")
@@ -52,7 +59,9 @@ def export(source: str, fmt: str = "onnx", out: str | None = None) -> dict[str, 
     if parity["outputs"]["log_probs_lens"] is None or parity["outputs"]["log_probs"] is None:
         raise RuntimeError(f"exported lengths or shapes differ from PyTorch's: {parity['outputs']}")
     diff = parity["max_abs_diff"]
-    return {"file": str(path), "tokens": str(path.with_name("tokens.txt")), "format": "onnx", "max_abs_diff": diff,
+    registered = mlflow_registry.after_export(path, run, register, meta)  # issue 24: MLflow run / registry
+    result = {"file": str(path), "tokens": str(path.with_name("tokens.txt")), "format": "onnx", "max_abs_diff": diff,
             "vocab_size": len(rec.vocab), "subsampling_factor": SUBSAMPLING,
             "sherpa_onnx": f"sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model={str(path)!r}, tokens="
                            f"{str(path.with_name('tokens.txt'))!r})"}  # fmt: skip
+    return {**result, "registered": registered} if registered else result

@@ -49,7 +49,12 @@ class Recognizer(RunsExported):
 
 
 def load_recognizer(source: str | Path, threads: int | None = None) -> Recognizer:
-    """A run directory (best.pt), a checkpoint file, or an .onnx export with tokens.txt beside it."""
+    """A run directory (best.pt), a checkpoint file, or an .onnx export with tokens.txt beside it (also
+    ``models:/NAME/VERSION``: the registered export)."""
+    if str(source).startswith("models:/"):
+        from dlbox.models import mlflow_registry
+
+        source = mlflow_registry.local_path(str(source))
     p = Path(source)
     if is_export(p):
         return _load_export(p, threads)
@@ -149,8 +154,13 @@ def hub_recognizer(spec: str | WeightsSource, threads: int = 2) -> SherpaRecogni
 
 def load(source: str, threads: int | None = None, backend: str = "auto"):
     """A run / checkpoint / .onnx file (PyTorch or onnxruntime; ``backend='sherpa-onnx'`` for our export
-    through sherpa-onnx), or ``hub:NAME``."""
-    if is_reference(source):  # hub:NAME
+    through sherpa-onnx), ``hub:NAME``, or ``models:/NAME/VERSION`` (``@ALIAS``): a registered export, downloaded
+    once with its tokens.txt."""
+    if str(source).startswith("models:/"):
+        from dlbox.models import mlflow_registry
+
+        source = mlflow_registry.local_path(str(source))
+    elif is_reference(source):  # hub:NAME
         return hub_recognizer(resolve_weights(source), threads or 2)
     if backend == "sherpa-onnx":
         p = Path(source)

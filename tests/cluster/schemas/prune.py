@@ -70,9 +70,11 @@ def examples(kind: str) -> list[dict]:
 
     cmd = ["dlbox", "classify", "train", "--data", "/data/digits"]
     variants = [dict(nodes=2, gpus_per_node=8, runs_pvc="runs", data_pvc="data", cpus_per_node=16, memory="64Gi"),
-                dict(nodes=1), dict(nodes=3, iface="eth0")]  # fmt: skip
+                dict(nodes=1), dict(nodes=3, iface="eth0"), dict(nodes=4, min_nodes=2)]  # fmt: skip
     out = []
     for v in variants:
+        if kind == "trainjob" and "min_nodes" in v:
+            continue  # a TrainJob's elastic policy is its runtime's
         c = K8sArgs(command=list(cmd), image="registry/dlbox:1", kind=kind, **v)
         c.validate()
         out.append(manifest(c)[0])
