@@ -64,6 +64,36 @@ def run_main(capsys, *args) -> Result:
     return Result(rc, out.out, out.err)
 
 
+TINY_ASR_TOKENS = ["<blank>", "<unk>", " ", "a", "b", "c", "d", "e"]
+
+
+def write_tiny_asr_run(run: Path, wav: Path) -> None:
+    """An untrained fixed-seed tiny CTC recogniser as a run directory, and a 1 s WAV of two tones: enough for
+    tests of equality with the run (serving, the registry), which need no learning."""
+    import numpy as np
+    import soundfile
+    import torch
+
+    from dlbox.engine import checkpoint
+    from dlbox.tasks.asr.data import Vocab
+    from dlbox.tasks.asr.model import build
+
+    hparams = {"vocab_size": len(TINY_ASR_TOKENS), "feat_dim": 80, "d_model": 32, "layers": 1, "heads": 2,
+               "kernel": 7, "dropout": 0.0, "channels": 8}  # fmt: skip
+    torch.manual_seed(0)
+    model = build(hparams).eval()
+    with torch.no_grad():
+        model.head.bias[0] = -2.0  # less blank: an untrained model then emits a few tokens
+    checkpoint.save({"task": "asr", "model": model.state_dict(),
+                     "task_state": {"tokens": TINY_ASR_TOKENS, "hparams": hparams, "cmvn_mode": "global"}},
+                    run / "checkpoints" / "best.pt")  # fmt: skip
+    Vocab(TINY_ASR_TOKENS).save(run / "tokens.txt")
+    t = np.arange(16000) / 16000
+    wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5) + 0.3 * np.sin(2 * np.pi * 880 * t) * (t >= 0.5)
+    wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
+    soundfile.write(wav, wave.astype(np.float32), 16000, subtype="PCM_16")
+
+
 def run_notebook(name: str, tmp_path: Path, monkeypatch, prepend: list[str] = ()) -> list:
     """Execute notebooks/NAME top to bottom in a real Jupyter kernel (working directory ``tmp_path``), with
     ``prepend`` code cells first; the outputs of its code cells, after checking none is an error."""

@@ -10,6 +10,8 @@ import shutil
 
 import pytest
 
+from tests.conftest import write_tiny_asr_run
+
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
@@ -58,35 +60,16 @@ def speech_faces(tmp_path_factory) -> dict:
     """Untrained but fixed-seed models (equality with the CLI needs no learning): a tiny CTC recogniser as a run
     directory and a 1 s WAV of two tones; a tinyface embedder exported to ONNX, the astronaut's face (the photo
     ships in scikit-image) and its mirror image, smaller (MTCNN finds the face in both)."""
-    import numpy as np
-    import soundfile
     import torch
     from PIL import Image, ImageOps
     from skimage import data
 
-    from dlbox.engine import checkpoint
-    from dlbox.tasks.asr.data import Vocab
-    from dlbox.tasks.asr.model import build
     from dlbox.tasks.face import models as face_models
     from dlbox.tasks.face.export import export as face_export
 
     root = tmp_path_factory.mktemp("speech-faces")
-    tokens = ["<blank>", "<unk>", " ", "a", "b", "c", "d", "e"]
-    hparams = {"vocab_size": len(tokens), "feat_dim": 80, "d_model": 32, "layers": 1, "heads": 2, "kernel": 7,
-               "dropout": 0.0, "channels": 8}  # fmt: skip
-    torch.manual_seed(0)
-    model = build(hparams).eval()
-    with torch.no_grad():
-        model.head.bias[0] = -2.0  # less blank: an untrained model then emits a few tokens
     run = root / "asr-run"
-    checkpoint.save({"task": "asr", "model": model.state_dict(),
-                     "task_state": {"tokens": tokens, "hparams": hparams, "cmvn_mode": "global"}},
-                    run / "checkpoints" / "best.pt")  # fmt: skip
-    Vocab(tokens).save(run / "tokens.txt")
-    t = np.arange(16000) / 16000
-    wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5) + 0.3 * np.sin(2 * np.pi * 880 * t) * (t >= 0.5)
-    wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
-    soundfile.write(root / "tones.wav", wave.astype(np.float32), 16000, subtype="PCM_16")
+    write_tiny_asr_run(run, root / "tones.wav")
 
     torch.manual_seed(0)
     torch.save(face_models.build("tinyface", 64, 0.5).state_dict(), root / "tinyface.pt")

@@ -8,39 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_user_error, run_main
+from tests.conftest import TINY_ASR_TOKENS, assert_user_error, run_main, write_tiny_asr_run
 
 
 @pytest.fixture(scope="module")
 def asr_run(tmp_path_factory) -> dict:
-    """An untrained fixed-seed tiny CTC recogniser as a run directory (as tests/serve/conftest.py's
-    ``speech_faces``; equality with the run needs no learning) and a 1 s WAV of two tones."""
-    import numpy as np
-    import soundfile
-    import torch
-
-    from dlbox.engine import checkpoint
-    from dlbox.tasks.asr.data import Vocab
-    from dlbox.tasks.asr.model import build
-
+    """The tiny untrained recogniser as a run directory, and its WAV (tests/conftest.py)."""
     root = tmp_path_factory.mktemp("asr-register")
-    tokens = ["<blank>", "<unk>", " ", "a", "b", "c", "d", "e"]
-    hparams = {"vocab_size": len(tokens), "feat_dim": 80, "d_model": 32, "layers": 1, "heads": 2, "kernel": 7,
-               "dropout": 0.0, "channels": 8}  # fmt: skip
-    torch.manual_seed(0)
-    model = build(hparams).eval()
-    with torch.no_grad():
-        model.head.bias[0] = -2.0  # less blank: an untrained model then emits a few tokens
     run = root / "runs" / "asr" / "tiny"
-    checkpoint.save({"task": "asr", "model": model.state_dict(),
-                     "task_state": {"tokens": tokens, "hparams": hparams, "cmvn_mode": "global"}},
-                    run / "checkpoints" / "best.pt")  # fmt: skip
-    Vocab(tokens).save(run / "tokens.txt")
-    t = np.arange(16000) / 16000
-    wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5) + 0.3 * np.sin(2 * np.pi * 880 * t) * (t >= 0.5)
-    wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
-    soundfile.write(root / "tones.wav", wave.astype(np.float32), 16000, subtype="PCM_16")
-    return {"run": run, "wav": root / "tones.wav", "tokens": tokens}
+    write_tiny_asr_run(run, root / "tones.wav")
+    return {"run": run, "wav": root / "tones.wav", "tokens": TINY_ASR_TOKENS}
 
 
 def hypotheses(res) -> list[tuple[str, list[str]]]:
