@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data.serving import ImageServer, isolate_hub, make_scenes
-from tests.hub.conftest import moto_endpoint, s3  # noqa: F401  (moto's S3 server and a fresh bucket)
+from tests.data.serving import ImageServer, make_scenes
+from tests.hub.conftest import isolate_hub, moto_endpoint, s3  # noqa: F401  (moto's S3 server and a fresh bucket)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.hub.conftest import HUB_ENV, QUICK_CONFIG, FileServer
+from tests.hub.conftest import FileServer
 
 
 class ImageServer(FileServer):
@@ -32,20 +32,6 @@ class ImageServer(FileServer):
 
     def count(self, path: str) -> int:
         return len(self.hits(path))
-
-
-def isolate_hub(tmp_path: Path, monkeypatch) -> Path:
-    """What tests/hub's autouse ``hub_home`` does: an own DLBOX_HOME, no inherited hub settings, quick retries."""
-    for name in HUB_ENV:
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "dlbox-home"
-    home.mkdir()
-    monkeypatch.setenv("DLBOX_HOME", str(home))
-    monkeypatch.setenv("DLBOX_PROGRESS", "0")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    (home / "config.toml").write_text(QUICK_CONFIG)
-    return home
 
 
 def make_scenes(out: Path) -> dict:

@@ -24,6 +24,11 @@ QUICK_CONFIG = "retries = 2\nbackoff = 0.05\nconnect_timeout = 5\nread_timeout =
 @pytest.fixture(autouse=True)
 def hub_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own DLBOX_HOME, no inherited hub settings, and quick retries."""
+    return isolate_hub(tmp_path, monkeypatch)
+
+
+def isolate_hub(tmp_path: Path, monkeypatch) -> Path:
+    """An own DLBOX_HOME under tmp_path, no inherited hub settings, quick retries (tests/data uses it too)."""
     for name in HUB_ENV:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "dlbox-home"
