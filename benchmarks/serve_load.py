@@ -1,14 +1,17 @@
 """Load on `dlbox serve` over loopback: requests/s, p50/p99 latency and mean batch size at concurrency 1, 8 and 32,
 with dynamic batching on and off, against the raw runtime (the same predictor called in-process: the ceiling).
 
-    python benchmarks/serve_load.py [--digits RUN] [--det RUN] [--requests 400] [--max-batch 16]
+    python benchmarks/serve_load.py [--digits RUN] [--det RUN] [--seconds 8] [--max-batch 16] [--worker process]
 
 Without runs it trains the serve tests' models first (a digits classifier, a tinydet; about 30 s). The server runs
-in its own process (`dlbox serve ... --json`); the clients are threads of this one, each with a keep-alive
-connection, sending an image's bytes to /v1/models/NAME/predict. Raw: decode + predict in-process, one image at
+in its own process (`dlbox serve ... --json`). The load comes from `wrk` (Debian's package; a C load generator,
+so that the clients take little of the cores they share with the server) with keep-alive connections posting
+image bytes to /v1/models/NAME/predict, cycling through 32 images; without wrk, from threads of this process
+(http.client), which on 2 cores take a core's worth themselves. Raw: decode + predict in-process, one image at
 a time (latency) and in batches of --max-batch (throughput), measured next to the server's rows. Server and raw
-runtime use --threads intra-op threads (default 1: on 2 cores the clients need the other one, and 2 threads
-contending with other work made PyTorch's single-image calls 20x slower here). Prints a markdown table.
+runtime use --threads intra-op threads (default 1: on 2 cores the server's HTTP side and the clients need the
+other one, and 2 threads contending with other work made PyTorch's single-image calls 20x slower here).
+Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import http.client
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,17 +53,22 @@ def train_models(work: Path) -> tuple[str, str, Path, Path]:
     return clf["run_dir"], det["run_dir"], work / "digits", work / "shapes" / "images"
 
 
-def images(folder: Path, n: int = 32) -> list[bytes]:
+def images(folder: Path, n: int = 32) -> list[Path]:
     files = sorted(p for p in folder.rglob("*.png"))
     step = max(1, len(files) // n)
-    return [f.read_bytes() for f in files[::step][:n]]
+    return files[::step][:n]
 
 
-def raw(source: str, payloads: list[bytes], batch: int, repeats: int) -> dict[str, float]:
-    """The ceiling: the same predictor in-process, decode + predict, single and batched."""
+def raw(source: str, files: list[Path], batch: int, repeats: int) -> dict[str, float]:
+    """The ceiling: the same predictor in-process (the same backend the server chose), decode + predict, single
+    and batched."""
+    from dlbox.serve import backend
     from dlbox.serve.models import load, resolve
 
-    p = load(resolve([source])[0])
+    payloads = [f.read_bytes() for f in files]
+    spec = resolve([source])[0]
+    backend.plan([spec], "auto")
+    p = load(spec)
     for b in payloads[:4]:
         p.predict([p.decode(b)])
     single = []
@@ -75,9 +85,9 @@ def raw(source: str, payloads: list[bytes], batch: int, repeats: int) -> dict[st
             "batched_rps": n / (time.perf_counter() - t)}  # fmt: skip
 
 
-def start_server(models: list[str], max_batch: int, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(models: list[str], max_batch: int, threads: int, worker: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DLBOX_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "dlbox", "serve", *models, "--port", "0", "--json",
+    proc = subprocess.Popen([sys.executable, "-m", "dlbox", "serve", *models, "--port", "0", "--json", "--worker", worker,
                              "--max-batch", str(max_batch), "--threads", str(threads), "--no-access-log"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
     url = json.loads(proc.stdout.readline())["url"]
@@ -101,21 +111,50 @@ def metric(url: str, name: str, model: str) -> float:
                if line.startswith(name + "{") and f'model="{model}"' in line)  # fmt: skip
 
 
-def load(url: str, model: str, payloads: list[bytes], concurrency: int, total: int) -> dict[str, float]:
+WRK_SCRIPT = """
+local bodies, i = {}, 0
+for path in io.lines(os.getenv("WRK_FILES")) do
+  local f = io.open(path, "rb"); bodies[#bodies + 1] = f:read("*a"); f:close()
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "image/png"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+"""
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def load_wrk(url: str, path: str, files: list[Path], concurrency: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "files.txt").write_text("".join(f"{f}\n" for f in files))
+        (Path(tmp) / "post.lua").write_text(WRK_SCRIPT)
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(Path(tmp) / "post.lua"),
+                              url + path], capture_output=True, text=True, env={**os.environ, "WRK_FILES": str(Path(tmp) / "files.txt")},
+                             check=True).stdout  # fmt: skip
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    bad = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|errors: connect|read|write|timeout)[: ]+(\d+)", out))
+    return {"rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)), "p50_ms": _ms(lat["50"]),
+            "p99_ms": _ms(lat["99"]), "errors": bad}  # fmt: skip
+
+
+def load_python(url: str, path: str, payloads: list[bytes], concurrency: int, seconds: float) -> dict[str, float]:
     host, port = url.split("//")[1].split(":")
-    path = f"/v1/models/{model}/predict"
     lat: list[float] = []
-    lock, counter = threading.Lock(), [0]
-    errors = [0]
+    lock, counter, errors = threading.Lock(), [0], [0]
+    end = time.perf_counter() + seconds
 
     def client(k: int):
         conn = http.client.HTTPConnection(host, int(port))
-        while True:
+        while time.perf_counter() < end:
             with lock:
                 i = counter[0]
                 counter[0] += 1
-            if i >= total:
-                return
             t = time.perf_counter()
             conn.request("POST", path, body=payloads[i % len(payloads)], headers={"content-type": "image/png"})
             r = conn.getresponse()
@@ -125,19 +164,28 @@ def load(url: str, model: str, payloads: list[bytes], concurrency: int, total: i
                 lat.append(dt)
                 errors[0] += r.status != 200
 
-    # warm-up, then the measured run
     threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
-    count0, exec0 = metric(url, "nv_inference_count_total", model), metric(url, "nv_inference_exec_count_total", model)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    count, execs = metric(url, "nv_inference_count_total", model) - count0, metric(url, "nv_inference_exec_count_total", model) - exec0
     lat.sort()
-    return {"rps": total / wall, "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-            "mean_batch": count / max(execs, 1), "errors": errors[0]}  # fmt: skip
+    return {"rps": len(lat) / wall, "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+            "errors": errors[0]}  # fmt: skip
+
+
+def load(url: str, model: str, files: list[Path], concurrency: int, seconds: float) -> dict[str, float]:
+    """Requests/s, p50/p99 latency, errors and (from the server's metrics) the mean batch of one load."""
+    path = f"/v1/models/{model}/predict"
+    count0, exec0 = metric(url, "nv_inference_count_total", model), metric(url, "nv_inference_exec_count_total", model)
+    if shutil.which("wrk"):
+        r = load_wrk(url, path, files, concurrency, seconds)
+    else:
+        r = load_python(url, path, [f.read_bytes() for f in files], concurrency, seconds)
+    count, execs = metric(url, "nv_inference_count_total", model) - count0, metric(url, "nv_inference_exec_count_total", model) - exec0
+    return {**r, "mean_batch": count / max(execs, 1)}
 
 
 def cpu_model() -> str:
@@ -153,7 +201,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--digits", help="a digits classifier run (default: train one)")
     ap.add_argument("--det", help="a tinydet run (default: train one)")
-    ap.add_argument("--requests", type=int, default=400, help="requests per measurement (default: 400)")
+    ap.add_argument("--seconds", type=float, default=8, help="seconds of load per row (default: 8)")
+    ap.add_argument("--worker", choices=("process", "thread"), default="process", help="dlbox serve --worker")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads of the server and of the raw runtime (default 1: the clients need a core)")
@@ -176,22 +225,23 @@ def main() -> None:
     rows, ceilings = [], {m: [] for m in models}
     for batching in (True, False):
         proc, url = start_server([f"{m}={src}" for m, (src, _) in models.items()], args.max_batch if batching else 1,
-                                 args.threads)
+                                 args.threads, args.worker)
         try:
             for m, (src, imgs) in models.items():
                 # the ceiling, measured next to the rows it bounds (the server idles meanwhile)
-                ceilings[m].append(raw(src, imgs, args.max_batch, 100))
-                load(url, m, imgs, 4, 40)  # warm-up
+                ceilings[m].append(raw(src, imgs, args.max_batch, 200))
+                load(url, m, imgs, 4, 1)  # warm-up
                 for c in (1, 8, 32):
-                    rows.append((m, batching, c, load(url, m, imgs, c, args.requests)))
+                    rows.append((m, batching, c, load(url, m, imgs, c, args.seconds)))
         finally:
             proc.terminate()
             proc.wait(30)
     ceilings = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in ceilings.items()}
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"dlbox serve on loopback, {cpu_model()}, {time.strftime('%Y-%m-%d')}; {args.requests} requests per row, "
-          f"--max-batch {args.max_batch} (on) or 1 (off), --threads {args.threads}, image bytes to /v1/models/NAME/predict; "
-          f"load average {load_avg:.1f} at the end\n")
+    client = "wrk -t1" if shutil.which("wrk") else "Python threads (no wrk)"
+    print(f"dlbox serve on loopback, {cpu_model()}, {time.strftime('%Y-%m-%d')}; {args.seconds:g} s per row from {client}, "
+          f"--worker {args.worker}, --max-batch {args.max_batch} (on) or 1 (off), --threads {args.threads}, image bytes to "
+          f"/v1/models/NAME/predict; load average {load_avg:.1f} at the end\n")
     print("| model | batching | concurrency | req/s | p50 ms | p99 ms | mean batch | % of raw batched | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for m, batching, c, r in rows:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import io
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -15,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -22,12 +25,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 
 from dlbox.base.errors import UserError
-from dlbox.serve.batcher import Batcher, Job, QueueFull
+from dlbox.serve.batcher import Batcher, InferenceFailed, Job, QueueFull
 from dlbox.serve.metrics import Metrics
 from dlbox.serve.protocol import HEADER, BadRequest, encode_response, parse_request
 
@@ -36,6 +38,7 @@ access = logging.getLogger("dlbox.serve.access")
 IMAGE_TASKS = ("classify", "detect", "face", "caffe")
 OPEN_PATHS = ("/", "/favicon.ico", "/v2/health/live", "/v2/health/ready")
 OPEN_PREFIXES = ("/static/",)
+PREDICT_PATH = re.compile(r"^/v1/models/([^/]+)/predict$")
 
 
 @dataclass
@@ -52,8 +55,9 @@ class Entry:
     version: str
     task: str
     source: str
-    predictor: Any = None
+    predictor: Any = None  # the model's predictor, or its description when it runs in a worker process
     batcher: Batcher | None = None
+    executor: Any = None  # dlbox.serve.worker: Executor (in this process) or ProcessExecutor
 
 
 @dataclass
@@ -65,6 +69,7 @@ class State:
     max_delay_s: float = 0.002
     max_queue: int = 256
     threads: int | None = None  # intra-op threads of runtimes made at load (onnxruntime sessions of runs)
+    worker: str = "process"  # where each model runs: its own process, or a thread of this one
     metrics: Metrics = field(default_factory=Metrics)
     models: dict[str, dict[str, Entry]] = field(default_factory=dict)
     ready: bool = False
@@ -72,29 +77,42 @@ class State:
     on_load_error: Any = None  # called with the error (the server then stops)
 
     def load_all(self) -> None:
-        from dlbox.serve import models
+        from dlbox.serve import worker
 
+        started = []
         try:
-            for spec in self.specs:
-                e = Entry(spec.name, spec.version, spec.task, spec.source)
-                e.predictor = models.load(spec, self.threads)
-                e.batcher = Batcher(e.predictor, self.max_batch, self.max_delay_s, self.max_queue, self.metrics, spec.version)
+            for spec in self.specs:  # worker processes load side by side
+                started.append((spec, worker.start(spec, self.threads, self.worker)))
+            for spec, ex in started:
+                e = Entry(spec.name, spec.version, spec.task, spec.source, executor=ex)
+                e.predictor = ex.wait_loaded() if isinstance(ex, worker.ProcessExecutor) else ex.predictor
+                e.batcher = Batcher(ex, spec.name, self.max_batch, self.max_delay_s, self.max_queue, self.metrics,
+                                    spec.version)  # fmt: skip
                 self.models.setdefault(spec.name, {})[spec.version] = e
                 self.metrics.loaded.labels(spec.name, spec.version).set(1)
-                log.info("loaded %s version %s (%s, %s) from %s", spec.name, spec.version, spec.task,
-                         e.predictor.meta.get("fast_path") or e.predictor.meta.get("backend"), spec.source)  # fmt: skip
+                log.info("loaded %s version %s (%s, %s, %s) from %s", spec.name, spec.version, spec.task,
+                         e.predictor.meta.get("fast_path") or e.predictor.meta.get("backend"),
+                         f"pid {ex.proc.pid}" if isinstance(ex, worker.ProcessExecutor) else "in-process", spec.source)  # fmt: skip
+            gc.collect()
+            gc.freeze()  # what is loaded stays: full collections under load then skip it (no 100 ms pauses)
             self.ready = True
         except BaseException as e:  # noqa: BLE001 - reported, and the server stops
+            for _, ex in started:
+                ex.close()
             self.load_error = e
             if self.on_load_error:
                 self.on_load_error(e)
+
+    def healthy(self) -> bool:
+        """Loaded, and every model's worker still running."""
+        return self.ready and all(e.executor.alive() for v in self.models.values() for e in v.values())
 
     def close(self) -> None:
         self.ready = False
         for versions in self.models.values():
             for e in versions.values():
                 if e.batcher:
-                    e.batcher.close()
+                    e.batcher.close()  # finishes what is queued, then stops the model's worker
 
     def entry(self, name: str, version: str | None = None) -> Entry:
         versions = self.models.get(name)
@@ -113,10 +131,12 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 
 class Gate:
-    """Pure ASGI middleware: request id, API key, body size limit, access log line, HTTP metrics."""
+    """The server's outermost ASGI app: request id, API key, body size limit, access log line, HTTP metrics; then
+    the fast lane (``lane``: a raw body posted to a task route, the busiest request there is, answered without
+    FastAPI's routing) or the FastAPI app (every route, the OpenAPI document, multipart uploads)."""
 
-    def __init__(self, app, state: State, access_log: bool = True):
-        self.app, self.state, self.access_log = app, state, access_log
+    def __init__(self, app, state: State, access_log: bool = True, lane=None):
+        self.app, self.state, self.access_log, self.lane = app, state, access_log, lane
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -156,12 +176,16 @@ class Gate:
                 return message
 
             try:
-                await self.app(scope, limited_receive, send_with_id)
+                fast = self.lane and self.lane.match(scope, headers)
+                if fast:
+                    await self.lane(scope, limited_receive, send_with_id, headers, fast)
+                else:
+                    await self.app(scope, limited_receive, send_with_id)
             except BadRequest as e:  # over the limit while streaming
                 await error(e.status, str(e))(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            self.state.metrics.http.labels(scope["method"], getattr(route, "path", "unmatched"), str(status["code"])).inc()
+            route = getattr(scope.get("route"), "path", None) or scope.get("dlbox.route", "unmatched")
+            self.state.metrics.http.labels(scope["method"], route, str(status["code"])).inc()
             if self.access_log:
                 client = scope.get("client") or ("-", 0)
                 access.info('%s %s %s "%s %s" %d %.1fms', rid, client[0], "-", scope["method"], scope["path"],
@@ -211,18 +235,6 @@ def _guard(entry: Entry, payload: bytes, limits: Limits) -> None:
                              "(hint: --max-audio-s)", 413)  # fmt: skip
 
 
-def _decode(entry: Entry, payload: bytes, content_type: str | None, limits: Limits):
-    _guard(entry, payload, limits)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return entry.predictor.decode(payload, content_type)
-    except UserError as e:
-        raise BadRequest(str(e)) from None
-    except Exception as e:  # a decoder's own error on bad bytes
-        raise BadRequest(f"cannot decode the input: {type(e).__name__}: {str(e)[:200]}") from None
-
-
 async def _uploads(request: Request) -> list[tuple[bytes, str | None, str]]:
     """(bytes, content type, file name) of each uploaded file (multipart), or of the raw body."""
     ctype = request.headers.get("content-type", "")
@@ -244,32 +256,13 @@ async def _uploads(request: Request) -> list[tuple[bytes, str | None, str]]:
     return [(await request.body(), ctype or None, "body")]
 
 
-def _options(e: Entry, query) -> dict[str, Any]:
-    """The query string's options for the predictor (all but ``version``), checked by the predictor itself
-    before the request is queued: ``predict([], **options)`` refuses unknown or bad ones (a UserError)."""
-    opts = {k: v for k, v in query.items() if k != "version"}
-    if _pair(e, opts):
-        return opts  # checked with the pair itself
-    try:
-        e.predictor.predict([], **dict(opts))
-    except UserError as err:
-        raise BadRequest(f"bad option for model {e.name!r}: {err}") from None
-    return opts
-
-
 def _pair(e: Entry, opts: dict[str, Any]) -> bool:
     """A face pair to verify: the request's two photos go to the model together, never batched with others."""
     return e.task == "face" and str(opts.get("pair", "")).lower() in ("true", "1", "yes")
 
 
-def create_app(state: State, access_log: bool = True, cors: list[str] | None = None) -> FastAPI:
-    middleware = []
-    if cors:
-        middleware.append(Middleware(CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"],
-                                     allow_headers=["authorization", "content-type", "x-api-key", "x-request-id", HEADER],
-                                     expose_headers=["x-request-id", HEADER]))  # fmt: skip
-    middleware.append(Middleware(Gate, state=state, access_log=access_log))
-
+def create_app(state: State, access_log: bool = True, cors: list[str] | None = None):
+    """The ASGI app: the gate (and CORS when asked for) around the fast lane and the FastAPI app."""
     loader: dict[str, threading.Thread] = {}
 
     async def lifespan(app):
@@ -281,8 +274,7 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
 
     from dlbox import __version__
 
-    app = FastAPI(title="dlbox serve", version=__version__, lifespan=lifespan, middleware=middleware,
-                  docs_url=None, redoc_url=None,
+    app = FastAPI(title="dlbox serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="dlbox models over HTTP: the KServe Open Inference Protocol v2 (/v2), task routes "
                   "(/v1) that take images, WAV files or words and answer as the CLI's --json, and Prometheus "
                   "/metrics.")  # fmt: skip
@@ -318,7 +310,7 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
             for i, j in enumerate(jobs):
                 last = announced and i == len(jobs) - 1
                 withdrawn = withdrawn or last
-                futures.append(asyncio.wrap_future(entry.batcher.submit(j, withdraw=last)))
+                futures.append(entry.batcher.submit(j, withdraw=last))
         except QueueFull:
             if announced and not withdrawn:
                 entry.batcher.withdraw()
@@ -331,6 +323,8 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
             raise BadRequest(f"no answer within {state.limits.timeout_s:g} s (hint: --timeout-s)", 504) from None
         except UserError as e:
             raise BadRequest(str(e)) from None
+        except InferenceFailed:
+            raise BadRequest(f"inference failed on model {entry.name!r} (the server's log says why)", 500) from None
 
     async def _tracked(entry_fn, work):
         """Run ``work(entry)`` for the model, counting success/failure by status and the request's duration."""
@@ -361,7 +355,8 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
 
     @app.get("/v2/health/ready", tags=["v2"], summary="every model is loaded (503 while loading)")
     async def ready():
-        return JSONResponse({"ready": state.ready}, status_code=200 if state.ready else 503)
+        ok = state.healthy()
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
     @app.get("/v2", tags=["v2"], summary="server metadata")
     async def server_meta():
@@ -385,12 +380,16 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
     @app.get("/v2/models/{name}/ready", tags=["v2"], summary="the model is ready")
     async def model_ready(name: str):
         e = state.entry(name)
-        return {"name": e.name, "ready": True}
+        return _ready(e, {"name": e.name})
 
     @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], summary="the model version is ready")
     async def model_version_ready(name: str, version: str):
         e = state.entry(name, version)
-        return {"name": e.name, "version": e.version, "ready": True}
+        return _ready(e, {"name": e.name, "version": e.version})
+
+    def _ready(e: Entry, body: dict[str, Any]) -> JSONResponse:
+        ok = e.executor.alive()
+        return JSONResponse({**body, "ready": ok}, status_code=200 if ok else 503)
 
     infer_body = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "object", "required": ["inputs"], "properties": {
@@ -445,17 +444,19 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
         "text/plain": {"schema": {"type": "string"}, "description": "a word, for word2vec models"}}}}  # fmt: skip
 
     async def _predict_uploads(e: Entry, uploads, opts: dict[str, Any]) -> list[dict[str, Any]]:
-        e.batcher.announce()  # the worker may wait for this request while it is decoded
+        e.batcher.announce()  # the batcher may wait for this request while its files are checked
         try:
-            samples = [await run_in_threadpool(_decode, e, data, ctype, state.limits) for data, ctype, _ in uploads]
+            for data, _, _ in uploads:  # sizes from the headers, before the model's worker decodes
+                _guard(e, data, state.limits)
         except BaseException:
             e.batcher.withdraw()
             raise
+        payloads = [(data, ctype) for data, ctype, _ in uploads]
         if _pair(e, opts):
-            jobs = [Job("call", samples, key=uuid.uuid4().hex, options=opts)]
+            jobs = [Job("call", payloads, key=uuid.uuid4().hex, options=opts)]
         else:
             key = ("predict", tuple(sorted(opts.items())))
-            jobs = [Job("predict", s, key=key, options=opts) for s in samples]
+            jobs = [Job("predict", p, key=key, options=opts) for p in payloads]
         answers = await _wait(e, jobs, announced=True)
         if jobs[0].kind == "call":
             answers = answers[0]
@@ -471,13 +472,52 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
               "topn and vector (word2vec), beam (asr), pair, aligned, flip (face: pair=true with two images "
               "verifies them); ?version=N picks a version.")  # fmt: skip
     async def predict(name: str, request: Request):
-        version = request.query_params.get("version")
+        return await _predict_route(name, request.query_params, lambda: _uploads(request))
+
+    async def _predict_route(name: str, query, uploads) -> list[Any]:
+        """The task route's work: the model (404 first), then its files (``await uploads()``) to its batcher."""
 
         async def work(e: Entry):
-            opts = _options(e, request.query_params)
-            return await _predict_uploads(e, await _uploads(request), opts)
+            opts = {k: v for k, v in query.items() if k != "version"}  # checked by the model's worker
+            return await _predict_uploads(e, await uploads(), opts)
 
-        return await _tracked(lambda: state.entry(name, version), work)
+        return await _tracked(lambda: state.entry(name, query.get("version")), work)
+
+    class Lane:
+        """POST /v1/models/NAME/predict with a raw body (an image, a WAV file, a word: what load tools and most
+        clients send), answered by the route's own work without FastAPI's routing and validation layers;
+        multipart uploads, and every other route, go to FastAPI."""
+
+        route = "/v1/models/{name}/predict"
+
+        def match(self, scope, headers: dict[str, str]) -> str | None:
+            if scope["method"] != "POST" or headers.get("content-type", "").startswith("multipart/"):
+                return None
+            m = PREDICT_PATH.match(scope["path"])
+            return m.group(1) if m else None
+
+        async def __call__(self, scope, receive, send, headers: dict[str, str], name: str) -> None:
+            scope["dlbox.route"] = self.route
+            try:
+                chunks = []
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body"):
+                        break
+                query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+                body = b"".join(chunks)
+                response = JSONResponse(await _predict_route(name, query, _raw(body, headers.get("content-type"))))
+            except BadRequest as e:
+                response = error(e.status, str(e), {"retry-after": "1"} if e.status == 503 else None)
+            except UserError as e:
+                response = error(400, str(e))
+            except Exception as e:
+                log.error("internal error on %s: %s: %s", scope["path"], type(e).__name__, str(e)[:300])
+                response = error(500, f"internal error: {type(e).__name__}")
+            await response(scope, receive, send)
 
     def _only(task: str, name: str | None) -> Entry:
         if name:
@@ -570,7 +610,7 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
     async def metrics():
         for versions in state.models.values():
             for e in versions.values():
-                state.metrics.pending.labels(e.name, e.version).set(e.batcher.q.qsize())
+                state.metrics.pending.labels(e.name, e.version).set(e.batcher.qsize())
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     static = resources.files("dlbox.serve") / "static"
@@ -580,7 +620,19 @@ def create_app(state: State, access_log: bool = True, cors: list[str] | None = N
         return FileResponse(str(static / "index.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    return app
+    outer = Gate(app, state, access_log=access_log, lane=Lane())
+    if cors:
+        outer = CORSMiddleware(outer, allow_origins=cors, allow_methods=["GET", "POST"],
+                               allow_headers=["authorization", "content-type", "x-api-key", "x-request-id", HEADER],
+                               expose_headers=["x-request-id", HEADER])  # fmt: skip
+    return outer
+
+
+def _raw(body: bytes, ctype: str | None):
+    async def uploads() -> list[tuple[bytes, str | None, str]]:
+        return [(body, ctype or None, "body")]
+
+    return uploads
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,172 +1,237 @@
-"""Dynamic batching: one worker thread per model coalesces queued requests into one model call.
+"""Dynamic batching: per model, a thread coalesces queued requests into one call of the model's executor.
 
-The policy, as Triton's dynamic batcher with a twist for latency: the worker takes the first waiting request and
-everything already queued behind it (up to ``max_batch``); it waits up to ``max_delay`` for more only while
-other requests of this model are still being decoded (announced, not yet queued). So a lone client never waits,
-and under load the requests that queue while the model computes form the next batch. Requests of one batch
-share their kind (task-level ``predict`` or tensor-level ``infer``) and options (e.g. ``topk``); tensor inputs
-also their non-batch shapes. The queue is bounded: ``submit`` raises ``QueueFull`` (the server answers 503).
+The policy, as Triton's dynamic batcher with a twist for latency: a batch is the first waiting request and
+everything queued behind it that can join it (up to ``max_batch``); when the model is idle the batcher waits up
+to ``max_delay`` for more only while other requests of this model are still being read (announced, not yet
+queued). So a lone client never waits, and under load the requests that queue while the model computes form the
+next batch. Requests of one batch share their kind (task-level ``predict``, a face pair's ``call``, tensor-level
+``infer``) and options (e.g. ``topk``); tensor inputs also their non-batch shapes.
+
+A model in a worker process (dlbox.serve.worker) is fed one batch ahead: while it computes a batch, the next one
+is sent as soon as it is at least as large (or full), so that the model goes from one batch to the next without
+waiting for the server's round trip, and batches never shrink by being sent early. Answers come back on a
+receiving thread and are settled on the event loop, one wake-up per batch. A model in a thread of the server is
+called batch by batch.
+
+The queue is bounded: ``submit`` raises ``QueueFull`` (the server answers 503 with Retry-After).
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import asyncio
+import collections
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from dlbox.serve.protocol import BadRequest
+from dlbox.serve.worker import FAILED, OK
 
 log = logging.getLogger("dlbox.serve")
-_STOP = object()
+AHEAD = 2  # batches a worker process holds at most: the one it computes, the next one waiting in its socket
 
 
 class QueueFull(Exception):
     pass
 
 
+class InferenceFailed(Exception):
+    """The model failed on a batch for a reason that is not the request's (logged; the request gets 500)."""
+
+
 @dataclass
 class Job:
-    kind: str  # "predict" (payload: a Sample) or "infer" (payload: dict of arrays with n rows)
+    kind: str  # "predict" (payload: (bytes, content type)), "call" (a list of those) or "infer" (arrays, n rows)
     payload: Any
     key: Any = None  # requests batch together only with equal keys
     n: int = 1
     options: dict[str, Any] = field(default_factory=dict)
-    future: cf.Future = field(default_factory=cf.Future)
+    future: asyncio.Future | None = None  # made by ``submit`` on the caller's event loop
     enqueued: float = 0.0
 
 
 class Batcher:
-    def __init__(self, predictor, max_batch: int = 16, max_delay_s: float = 0.002, max_queue: int = 256,
+    def __init__(self, executor, name: str, max_batch: int = 16, max_delay_s: float = 0.002, max_queue: int = 256,
                  metrics=None, version: str = "1"):  # fmt: skip
-        self.predictor = predictor
-        self.max_batch, self.max_delay_s = max_batch, max_delay_s
-        self.q: queue.Queue = queue.Queue(max_queue)
-        self.metrics, self.labels = metrics, (predictor.name, version)
+        self.executor, self.name = executor, name
+        self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_s, max_queue
+        self.metrics, self.labels = metrics, (name, version)
+        self.pipelined = hasattr(executor, "send")  # a worker process: send / receive, one batch ahead
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._inflight: collections.deque[tuple[list[Job], int]] = collections.deque()  # sent, not answered
         self._announced = 0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name=f"serve-{predictor.name}-{version}", daemon=True)
+        self._closing = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name=f"serve-{name}-{version}", daemon=True)
         self._thread.start()
+        self._receiver = None
+        if self.pipelined:
+            self._receiver = threading.Thread(target=self._receive, name=f"serve-{name}-{version}-answers", daemon=True)
+            self._receiver.start()
 
     # -- request side (event loop) --
     def announce(self) -> None:
-        """A request of this model is being decoded: the worker may wait for it to join the next batch."""
-        with self._lock:
+        """A request of this model is being read: the batcher may wait for it to join the next batch."""
+        with self._cond:
             self._announced += 1
 
     def withdraw(self) -> None:
-        with self._lock:
+        with self._cond:
             self._announced -= 1
+            self._cond.notify_all()
 
-    def submit(self, job: Job, withdraw: bool = False) -> cf.Future:
-        """Queue ``job``; ``withdraw``: it is the last of an announced request (in one step, so that the worker
-        never waits for a request that is already in the queue)."""
+    def submit(self, job: Job, withdraw: bool = False) -> asyncio.Future:
+        """Queue ``job`` (from the event loop); its future, settled on that loop. ``withdraw``: it is the last of
+        an announced request (in one step, so that the batcher never waits for a request already queued)."""
         job.enqueued = time.perf_counter()
-        with self._lock:
+        job.future = asyncio.get_running_loop().create_future()
+        with self._cond:
             if withdraw:
                 self._announced -= 1
-            try:
-                self.q.put_nowait(job)
-            except queue.Full:
-                raise QueueFull from None
+            if len(self._jobs) >= self.max_queue or self._closing:
+                self._cond.notify_all()
+                raise QueueFull
+            self._jobs.append(job)
+            self._cond.notify_all()
+            waiting = len(self._jobs)
         if self.metrics:
-            self.metrics.pending.labels(*self.labels).set(self.q.qsize())
+            self.metrics.pending.labels(*self.labels).set(waiting)
         return job.future
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Finish what is queued, then stop the worker."""
-        self.q.put(_STOP)
-        self._thread.join(timeout)
+    def qsize(self) -> int:
+        """Requests waiting (not yet sent to the model)."""
+        return len(self._jobs)
 
-    # -- worker side --
-    def _compatible(self, first: Job, other: Job, n: int) -> bool:
-        return other.kind == first.kind and other.key == first.key and n + other.n <= self.max_batch
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish what is queued and in flight, then stop the model's executor."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._inflight and self._cond.wait(max(0.0, deadline - time.monotonic())):
+                pass
+        self.executor.close()
+        if self._receiver:
+            self._receiver.join(timeout)
+
+    # -- the batching thread --
+    def _prefix(self) -> int:
+        """How many queued jobs, from the first, form one batch (same kind and key, at most max_batch rows)."""
+        first, n, k = self._jobs[0], 0, 0
+        for j in self._jobs:
+            if j.kind != first.kind or j.key != first.key or (k and n + j.n > self.max_batch):
+                break
+            n, k = n + j.n, k + 1
+        return k
+
+    def _take(self) -> list[Job] | None:
+        """The next batch to send (under the lock); None once closing with nothing left."""
+        deadline = None
+        while True:
+            if not self._jobs:
+                if self._closing:
+                    return None
+                self._cond.wait()
+                continue
+            k = self._prefix()
+            rows = sum(self._jobs[i].n for i in range(k))
+            busy = len(self._inflight)
+            if busy == 0:  # the model is idle: send, unless announced requests may still join within max_delay
+                now = time.perf_counter()
+                deadline = deadline or now + self.max_delay_s
+                if rows >= self.max_batch or not self._announced or self._closing or now >= deadline:
+                    return [self._jobs.popleft() for _ in range(k)]
+                self._cond.wait(deadline - now)
+            elif busy < AHEAD and rows >= min(self.max_batch, self._inflight[-1][1]):
+                return [self._jobs.popleft() for _ in range(k)]  # waits in the worker's socket: no idle gap
+            else:
+                self._cond.wait()  # woken by a new request or an answer
 
     def _loop(self) -> None:
-        held = None
         while True:
-            job = held if held is not None else self.q.get()
-            held = None
-            if job is _STOP:
+            with self._cond:
+                batch = self._take()
+                waiting = len(self._jobs)
+            if batch is None:
                 return
-            batch, n = [job], job.n
-            deadline = time.perf_counter() + self.max_delay_s
-            while n < self.max_batch:
+            start = time.perf_counter()
+            batch = [j for j in batch if not j.future.done()]  # timed-out (cancelled) requests are dropped
+            m = self.metrics
+            if m:
+                m.pending.labels(*self.labels).set(waiting)
+                for j in batch:
+                    m.queue.labels(*self.labels).observe(start - j.enqueued)
+            if not batch:
+                continue
+            first, payloads = batch[0], [j.payload for j in batch]
+            if not self.pipelined:
                 try:
-                    nxt = self.q.get_nowait()
-                except queue.Empty:
-                    with self._lock:
-                        waiting = self._announced > 0
-                    left = deadline - time.perf_counter()
-                    if not waiting or left <= 0:
-                        break
-                    try:
-                        nxt = self.q.get(timeout=min(left, 0.0005))
-                    except queue.Empty:
-                        continue
-                if nxt is _STOP or not self._compatible(job, nxt, n):
-                    held = nxt
-                    break
-                batch.append(nxt)
-                n += nxt.n
-            self._run(batch)
+                    outcomes = self.executor.run(first.kind, payloads, first.options)
+                except Exception as e:  # noqa: BLE001 - every waiting request hears of it
+                    outcomes = _failed(e, len(batch))
+                self._finish(batch, outcomes, time.perf_counter() - start)
+                continue
+            with self._cond:
+                self._inflight.append((batch, sum(j.n for j in batch)))
+            try:
+                self.executor.send(first.kind, payloads, first.options)
+            except Exception as e:  # noqa: BLE001 - the worker is gone
+                with self._cond:
+                    self._inflight.remove(next(x for x in self._inflight if x[0] is batch))
+                    self._cond.notify_all()
+                self._finish(batch, _failed(e, len(batch)), 0.0)
 
-    def _run(self, batch: list[Job]) -> None:
-        start = time.perf_counter()
-        batch = [j for j in batch if j.future.set_running_or_notify_cancel()]  # timed-out requests are dropped
+    # -- the answers --
+    def _receive(self) -> None:
+        """Answers of the worker process, in the order of the batches sent."""
+        while True:
+            try:
+                outcomes, seconds = self.executor.receive()
+            except Exception as e:  # noqa: BLE001 - the worker is gone (or was stopped): fail what it held
+                with self._cond:
+                    lost = list(self._inflight)
+                    self._inflight.clear()
+                    self._cond.notify_all()
+                for batch, _ in lost:
+                    self._finish(batch, _failed(e, len(batch)), 0.0)
+                return
+            with self._cond:
+                batch, _ = self._inflight.popleft()
+                self._cond.notify_all()
+            self._finish(batch, outcomes, seconds)
+
+    def _finish(self, batch: list[Job], outcomes: list[tuple], seconds: float) -> None:
         m = self.metrics
         if m:
-            m.pending.labels(*self.labels).set(self.q.qsize())
-            for j in batch:
-                m.queue.labels(*self.labels).observe(start - j.enqueued)
-        if batch:
-            self._execute(batch)
-
-    def _call(self, batch: list[Job]) -> list[Any]:
-        """One model call for the batch; its answers, one per job."""
-        first = batch[0]
-        if first.kind == "call":  # one request's samples together (a face pair to verify): never joined
-            return [self.predictor.predict(first.payload, **first.options)]
-        if first.kind == "predict":
-            results = self.predictor.predict([j.payload for j in batch], **first.options)
-            if len(results) != len(batch):
-                raise RuntimeError(f"{self.predictor.name}: {len(results)} results for {len(batch)} inputs")
-            return results
-        names = list(first.payload)
-        joined = {k: np.concatenate([j.payload[k] for j in batch]) if len(batch) > 1 else first.payload[k] for k in names}
-        out = self.predictor.infer(joined)
-        bounds = np.cumsum([0] + [j.n for j in batch])
-        return [{k: v[bounds[i] : bounds[i + 1]] for k, v in out.items()} for i in range(len(batch))]
-
-    def _execute(self, batch: list[Job]) -> None:
-        start, m = time.perf_counter(), self.metrics
+            m.compute.labels(*self.labels).observe(seconds)
+            m.exec_count.labels(*self.labels).inc()
+            m.count.labels(*self.labels).inc(sum(j.n for j in batch))
+            m.batch.labels(*self.labels).observe(sum(j.n for j in batch))
+        for o in outcomes:
+            if o[0] != OK and o[1] >= 500:
+                log.error("%s: inference failed: %s", self.name, o[2])
         try:
-            results = self._call(batch)
-        except BaseException as e:
-            if len(batch) > 1 and _is_user_error(e):  # one bad input (a word not in the vocabulary...): alone
-                for j in batch:  # each job again on its own, so that only the bad one fails
-                    self._execute([j])
-                return
-            for j in batch:  # every waiting request hears of it; the worker goes on
-                j.future.set_exception(e)
-            if not _is_user_error(e):
-                log.error("%s: inference failed: %s: %s", self.predictor.name, type(e).__name__, str(e)[:300])
-            return
-        finally:
-            if m:
-                n = sum(j.n for j in batch)
-                m.compute.labels(*self.labels).observe(time.perf_counter() - start)
-                m.exec_count.labels(*self.labels).inc()
-                m.count.labels(*self.labels).inc(n)
-                m.batch.labels(*self.labels).observe(n)
-        for j, r in zip(batch, results, strict=True):
-            j.future.set_result(r)
+            batch[0].future.get_loop().call_soon_threadsafe(_settle, batch, outcomes)  # one wake-up per batch
+        except RuntimeError:  # the event loop has closed: nobody waits for these any more
+            pass
 
 
-def _is_user_error(e: BaseException) -> bool:
-    from dlbox.base.errors import UserError
+def _failed(e: BaseException, n: int) -> list[tuple]:
+    return [(FAILED, 500, f"{type(e).__name__}: {e}")] * n
 
-    return isinstance(e, UserError)
+
+def _settle(batch: list[Job], outcomes: list[tuple]) -> None:
+    """On the event loop: each job's outcome to its future (unless its request timed out meanwhile)."""
+    for j, o in zip(batch, outcomes, strict=True):
+        if j.future.done():
+            continue
+        if o[0] == OK:
+            j.future.set_result(o[1])
+        elif o[1] < 500:
+            j.future.set_exception(BadRequest(o[2], o[1]))
+        else:
+            j.future.set_exception(InferenceFailed(o[2]))

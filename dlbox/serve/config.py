@@ -46,6 +46,10 @@ class ServeArgs:
         "this machine, else onnxruntime for exports, PyTorch for runs), pytorch, onnxruntime (a classification "
         "run is exported at load), fast (the saved fast path, else an error)")
     threads: int | None = opt(None, "intra-op threads for inference (default: all cores)", ge=1, le=1024)
+    worker: Literal["process", "thread"] = opt(
+        "process", "where each model runs: process (default: a process of its own, so that the server's HTTP work "
+        "and health checks go on beside the model on another core) or thread (in the server's process: starts "
+        "faster, one copy of the libraries in memory)")
     cors: list[str] = opt([], "allow this origin to call the API from a browser (repeatable; default: none)",
                           action="append", metavar="ORIGIN")
     access_log: bool = opt(True, "one line per request on stderr (id, method, path, status, ms)")

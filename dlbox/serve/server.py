@@ -56,10 +56,11 @@ def _build(cfg: ServeArgs, specs, key):
     limits = Limits(max_body=int(cfg.max_body_mb * 2**20), max_pixels=int(cfg.max_pixels * 1e6),
                     max_audio_s=cfg.max_audio_s, timeout_s=cfg.timeout_s)  # fmt: skip
     state = State(specs=specs, limits=limits, api_key=key, max_batch=cfg.max_batch,
-                  max_delay_s=cfg.max_delay_ms / 1000, max_queue=cfg.max_queue, threads=cfg.threads)  # fmt: skip
+                  max_delay_s=cfg.max_delay_ms / 1000, max_queue=cfg.max_queue, threads=cfg.threads,
+                  worker=cfg.worker)  # fmt: skip
     app = create_app(state, access_log=cfg.access_log, cors=cfg.cors)
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=cfg.timeout_s, lifespan="on", loop="asyncio",
+                            timeout_graceful_shutdown=cfg.timeout_s, lifespan="on", loop="auto", http="auto",
                             limit_concurrency=max(64, cfg.max_queue * 4), server_header=False)  # fmt: skip
     server = _server_class()(config)
     state.on_load_error = lambda e: setattr(server, "should_exit", True)

@@ -38,7 +38,22 @@ def _meta(server, model: str) -> dict:
     return requests.get(f"{server.url}/v2/models/{model}", timeout=10).json()
 
 
-def test_task_route_answers_equal_the_cli(server, trained):
+@pytest.fixture(params=["process", "thread"])
+def served(request, server, trained):
+    """The session's server (each model in a worker process, the default) and one with digits and det in threads
+    of the server's process (--worker thread): the routes answer alike."""
+    if request.param == "process":
+        yield server
+        return
+    from dlbox.serve.server import start
+
+    with start([f"digits={trained['digits_run']}", f"det={trained['det_run']}"], port=0, max_batch=16, max_delay_ms=5,
+               threads=2, worker="thread", access_log=False) as s:  # fmt: skip
+        yield s
+
+
+def test_task_route_answers_equal_the_cli(served, trained):
+    server = served
     from dlbox.tasks.classify.predict import predict as classify_predict
     from dlbox.tasks.detect.predict import predict as detect_predict
 
@@ -121,7 +136,8 @@ def test_v2_infer_equals_the_cli_json_and_binary(server, trained):
         assert np.allclose(boxes, [d["box"] for d in want["detections"]], atol=1e-3)
 
 
-def test_16_concurrent_clients_are_batched_and_each_answer_is_its_sequential_one(server, trained):
+def test_16_concurrent_clients_are_batched_and_each_answer_is_its_sequential_one(served, trained):
+    server = served
     files = [f for fs in trained["digit_files"].values() for f in fs][:16]
     url = f"{server.url}/v1/models/digits/predict"
     sequential = [_predict(url, f).json() for f in files]
@@ -318,8 +334,8 @@ def test_with_a_key_requests_without_it_get_401_and_shutdown_finishes_requests_i
             with ThreadPoolExecutor(16) as pool:
                 futures = [pool.submit(post) for _ in range(16)]
                 while not in_flight and not all(fu.done() for fu in futures):
-                    if batcher.q.qsize() >= 3:
-                        in_flight = batcher.q.qsize()
+                    if batcher.qsize() >= 3:
+                        in_flight = batcher.qsize()
                         s.stop()  # they are finished, not dropped
                     time.sleep(0.0005)
                 codes = [fu.result() for fu in futures]

@@ -54,7 +54,10 @@ def test_asr_task_route_and_openai_transcriptions_equal_transcribe_json(server, 
     assert meta["platform"] == "dlbox_asr" and meta["parameters"]["backend"] == "pytorch"
 
 
-def test_face_detect_embed_pair_and_embeddings_equal_the_cli(server, speech_faces, capsys, tmp_path):
+def test_face_detect_embed_pair_and_embeddings_equal_the_cli(server, speech_faces, capsys, tmp_path, keep_threads):
+    import torch
+
+    torch.set_num_threads(2)  # the CLI here as the server's worker computes (threads=2): the same float sums
     photos, weights = speech_faces["photos"], speech_faces["face"]
     res = run_main(capsys, "face", "detect", *photos, "--json")
     assert res.returncode == 0, res.stderr
