@@ -144,8 +144,6 @@ class ProcessExecutor:
         ours, theirs = socket.socketpair()
         root = str(Path(dlbox.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        if threads:  # the runtimes' own pools too (OpenMP, MKL), not only torch.set_num_threads
-            env["OMP_NUM_THREADS"] = str(threads)
         self.proc = subprocess.Popen([sys.executable, "-m", "dlbox.serve.worker", str(theirs.fileno())],
                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)  # fmt: skip
         theirs.close()
