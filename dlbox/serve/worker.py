@@ -136,7 +136,8 @@ class Described:
 
 
 class ProcessExecutor:
-    """An ``Executor`` in a process of its own: ``run`` sends the batch and waits for its outcomes."""
+    """An ``Executor`` in a process of its own: ``send`` a batch, ``receive`` the outcomes of the oldest one sent.
+    The process writes on the server's stderr only (its stdout too), so that `--json`'s line stays alone."""
 
     def __init__(self, spec, threads: int | None):
         import dlbox
@@ -145,7 +146,7 @@ class ProcessExecutor:
         root = str(Path(dlbox.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         self.proc = subprocess.Popen([sys.executable, "-m", "dlbox.serve.worker", str(theirs.fileno())],
-                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env)  # fmt: skip
         theirs.close()
         self.conn = Connection(ours.detach())
         self.conn.send((spec, threads))

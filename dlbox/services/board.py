@@ -5,11 +5,9 @@ no data-server port: ``--load_fast=false``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
-from dlbox.base.errors import UserError
 from dlbox.services import server
 from dlbox.services.config import BoardConfig
 
@@ -22,12 +20,7 @@ NO_TF = ("import sys, types; sys.modules['tensorboard.compat.notf'] = types.Modu
 
 def start(cfg: BoardConfig) -> server.Service:
     """Start TensorBoard and return once it answers; ``service.url`` holds the token if there is one."""
-    cfg.validate()
-    if importlib.util.find_spec("tensorboard") is None:
-        raise UserError(f"tensorboard is not installed in this environment ({sys.executable})",
-                        "reinstall dlbox (pip install dlbox): TensorBoard is one of its dependencies")  # fmt: skip
-    port = server.check_port(cfg.ip, cfg.port)
-    token = server.new_token() if cfg.with_token else None
+    port, token = server.opening(cfg, "TensorBoard", ("tensorboard",), cfg.with_token)
     logdir = str(Path(cfg.runs_dir).resolve())
     args = ["--logdir", logdir, "--host", server.bind_host(cfg.ip), "--port", str(port), "--reload_interval", "5"]
     env, headers = server.child_env(), {}

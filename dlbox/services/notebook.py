@@ -3,7 +3,6 @@ unless told otherwise, with a token generated for each start, printed once and n
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -11,7 +10,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlbox.base.errors import UserError
 from dlbox.services import server
 from dlbox.services.config import NotebookConfig
 
@@ -65,14 +63,8 @@ def write_kernelspec(data_dir: Path) -> Path:
 
 def start(cfg: NotebookConfig) -> server.Service:
     """Start JupyterLab and return once it answers; ``service.url`` holds the token. Stop with ``stop()``."""
-    cfg.validate()
-    for module in ("jupyterlab", "ipykernel"):
-        if importlib.util.find_spec(module) is None:
-            raise UserError(f"{module} is not installed in this environment ({sys.executable})",
-                            "reinstall dlbox (pip install dlbox): JupyterLab is one of its dependencies")  # fmt: skip
-    port = server.check_port(cfg.ip, cfg.port)
+    port, token = server.opening(cfg, "JupyterLab", ("jupyterlab", "ipykernel"), not cfg.no_token)
     copied = prepare_workdir(cfg.dir)
-    token = None if cfg.no_token else server.new_token()
     # Runtime files (they hold the token) and the kernelspec live in a private folder removed at the end.
     private = Path(tempfile.mkdtemp(prefix="dlbox-notebook-"))
     write_kernelspec(private / "data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import ipaddress
 import json
 import os
@@ -79,6 +80,17 @@ def check_port(ip: str, port: int, option: str = "--port") -> int:
             raise UserError(f"port {port} needs root privileges", f"use a port above 1023, e.g. {option} 8888") from None
         raise UserError(f"cannot listen on {ip}:{port}: {e.strerror}",
                         "use --ip 127.0.0.1, 0.0.0.0 or an address of this machine") from None  # fmt: skip
+
+
+def opening(cfg, name: str, modules: tuple[str, ...], with_token: bool) -> tuple[int, str | None]:
+    """What every service checks and makes before it starts (notebook, board, track server): its options, its
+    packages installed here, its port free (``check_port``), and a token when it takes one."""
+    cfg.validate()
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise UserError(f"{module} is not installed in this environment ({sys.executable})",
+                            f"reinstall dlbox (pip install dlbox): {name} is one of its dependencies")  # fmt: skip
+    return check_port(cfg.ip, cfg.port), (new_token() if with_token else None)
 
 
 def _is_free(ip: str, port: int) -> bool:

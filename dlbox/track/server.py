@@ -9,12 +9,10 @@ no authentication of its own. MLflow clients send the token with ``MLFLOW_TRACKI
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import sys
 
-from dlbox.base.errors import UserError
 from dlbox.engine.trackers_mlflow import local_store
 from dlbox.services import server
 from dlbox.track.config import ServerArgs
@@ -29,12 +27,7 @@ def argv(host: str, port: int) -> list[str]:
 
 def start(cfg: ServerArgs) -> server.Service:
     """Start the server and return once it answers; ``service.url`` holds the token if there is one."""
-    cfg.validate()
-    if importlib.util.find_spec("mlflow") is None:
-        raise UserError(f"mlflow is not installed in this environment ({sys.executable})",
-                        "reinstall dlbox (pip install dlbox): MLflow is one of its dependencies")  # fmt: skip
-    port = server.check_port(cfg.ip, cfg.port)
-    token = server.new_token() if cfg.with_token else None
+    port, token = server.opening(cfg, "MLflow", ("mlflow",), cfg.with_token)
     local_store().mkdir(parents=True, exist_ok=True)
     env = server.child_env({TOKEN_ENV: token} if token else {})
     proc = server.launch("MLflow", argv(server.bind_host(cfg.ip), port), env,

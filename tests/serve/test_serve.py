@@ -391,3 +391,23 @@ def test_the_command_prints_one_json_line_with_its_url_and_ctrl_c_stops_it_clean
     assert proc.returncode == 0, err
     assert out == "" and "Traceback" not in err
     assert f'{r.headers["x-request-id"]} 127.0.0.1 - "POST /v1/models/digitsx/predict" 200' in err  # the access log line
+
+
+def test_cors_is_off_unless_an_origin_is_allowed_and_then_covers_every_route(server, trained):
+    f = trained["digit_files"]["4"][0]
+    origin = "http://localhost:3000"
+    r = requests.post(f"{server.url}/v1/models/digits/predict", data=f.read_bytes(), headers={"origin": origin}, timeout=60)
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # off by default
+    from dlbox.serve.server import start
+
+    with start([f"digits={trained['digits_run']}"], port=0, cors=[origin], worker="thread", threads=1, access_log=False) as s:
+        pre = requests.options(f"{s.url}/v1/models/digits/predict", timeout=10, headers={
+            "origin": origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type"})  # fmt: skip
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == origin
+        for kwargs in ({"data": f.read_bytes()}, {"files": {"file": (f.name, f.read_bytes(), "image/png")}}):  # both lanes
+            r = requests.post(f"{s.url}/v1/models/digits/predict", headers={"origin": origin}, timeout=60, **kwargs)
+            assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
+            assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
+        other = requests.post(f"{s.url}/v1/models/digits/predict", data=f.read_bytes(), headers={"origin": "http://evil.example"},
+                              timeout=60)  # fmt: skip
+        assert "access-control-allow-origin" not in other.headers
