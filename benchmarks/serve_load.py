@@ -11,7 +11,8 @@ image bytes to /v1/models/NAME/predict, cycling through 32 images; without wrk, 
 a time (latency) and in batches of --max-batch (throughput), measured next to the server's rows. Server and raw
 runtime use --threads intra-op threads (default 1: on 2 cores the server's HTTP side and the clients need the
 other one, and 2 threads contending with other work made PyTorch's single-image calls 20x slower here).
-Prints a markdown table.
+While each row's load runs, a thread probes /v2/health/ready every 50 ms (the table's slowest answer). Prints a
+markdown table.
 """
 
 from __future__ import annotations
@@ -180,12 +181,33 @@ def load(url: str, model: str, files: list[Path], concurrency: int, seconds: flo
     """Requests/s, p50/p99 latency, errors and (from the server's metrics) the mean batch of one load."""
     path = f"/v1/models/{model}/predict"
     count0, exec0 = metric(url, "nv_inference_count_total", model), metric(url, "nv_inference_exec_count_total", model)
-    if shutil.which("wrk"):
-        r = load_wrk(url, path, files, concurrency, seconds)
-    else:
-        r = load_python(url, path, [f.read_bytes() for f in files], concurrency, seconds)
+    stop, health = threading.Event(), []
+    prober = threading.Thread(target=probe_health, args=(url, stop, health))
+    prober.start()
+    try:
+        if shutil.which("wrk"):
+            r = load_wrk(url, path, files, concurrency, seconds)
+        else:
+            r = load_python(url, path, [f.read_bytes() for f in files], concurrency, seconds)
+    finally:
+        stop.set()
+        prober.join()
     count, execs = metric(url, "nv_inference_count_total", model) - count0, metric(url, "nv_inference_exec_count_total", model) - exec0
-    return {**r, "mean_batch": count / max(execs, 1)}
+    return {**r, "mean_batch": count / max(execs, 1), "health_max_ms": 1000 * max(health, default=float("nan"))}
+
+
+def probe_health(url: str, stop: threading.Event, seconds: list[float]) -> None:
+    """GET /v2/health/ready every 50 ms while the load runs: how long a probe waits on a busy server."""
+    host, port = url.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    while not stop.wait(0.05):
+        t = time.perf_counter()
+        conn.request("GET", "/v2/health/ready")
+        r = conn.getresponse()
+        r.read()
+        seconds.append(time.perf_counter() - t)
+        if r.status != 200:
+            raise RuntimeError(f"/v2/health/ready answered {r.status} under load")
 
 
 def cpu_model() -> str:
@@ -242,11 +264,12 @@ def main() -> None:
     print(f"dlbox serve on loopback, {cpu_model()}, {time.strftime('%Y-%m-%d')}; {args.seconds:g} s per row from {client}, "
           f"--worker {args.worker}, --max-batch {args.max_batch} (on) or 1 (off), --threads {args.threads}, image bytes to "
           f"/v1/models/NAME/predict; load average {load_avg:.1f} at the end\n")
-    print("| model | batching | concurrency | req/s | p50 ms | p99 ms | mean batch | % of raw batched | errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | batching | concurrency | req/s | p50 ms | p99 ms | mean batch | % of raw batched | errors | health max ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for m, batching, c, r in rows:
         print(f"| {m} | {'on' if batching else 'off'} | {c} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{r['mean_batch']:.2f} | {100 * r['rps'] / ceilings[m]['batched_rps']:.0f}% | {r['errors']} |")
+              f"{r['mean_batch']:.2f} | {100 * r['rps'] / ceilings[m]['batched_rps']:.0f}% | {r['errors']} | "
+              f"{r['health_max_ms']:.1f} |")
     print("\nraw runtime (in-process decode + predict, the ceiling):\n")
     print(f"| model | single p50 ms | single img/s | batched img/s (batch {args.max_batch}) |")
     print("|---|---|---|---|")

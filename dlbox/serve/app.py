@@ -7,9 +7,11 @@ import asyncio
 import gc
 import hmac
 import io
+import itertools
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -137,6 +139,8 @@ class Gate:
 
     def __init__(self, app, state: State, access_log: bool = True, lane=None):
         self.app, self.state, self.access_log, self.lane = app, state, access_log, lane
+        prefix = secrets.token_hex(4)  # ids unique to this server: a random prefix, then a counter
+        self.ids = (f"{prefix}{i:08x}" for i in itertools.count())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -144,7 +148,7 @@ class Gate:
         t0 = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
-        rid = given if given and len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex[:16]
+        rid = given if given and len(given) <= 64 and given.replace("-", "").isalnum() else next(self.ids)
         status = {"code": 500}
 
         async def send_with_id(message):

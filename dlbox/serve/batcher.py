@@ -61,6 +61,7 @@ class Batcher:
         self.pipelined = hasattr(executor, "send")  # a worker process: send / receive, one batch ahead
         self._jobs: collections.deque[Job] = collections.deque()
         self._inflight: collections.deque[tuple[list[Job], int]] = collections.deque()  # sent, not answered
+        self._rows = 0  # rows of the queued jobs
         self._announced = 0
         self._closing = False
         self._cond = threading.Condition()
@@ -94,11 +95,19 @@ class Batcher:
                 self._cond.notify_all()
                 raise QueueFull
             self._jobs.append(job)
-            self._cond.notify_all()
+            self._rows += job.n
+            if self._can_send():  # else the batching thread sleeps on: it would only look and wait again
+                self._cond.notify_all()
             waiting = len(self._jobs)
         if self.metrics:
             self.metrics.pending.labels(*self.labels).set(waiting)
         return job.future
+
+    def _can_send(self) -> bool:
+        """Whether queued requests may go to the model now (``_take``'s rule, on the queue's rows), so that the
+        batching thread is woken only then: the model idle, or the queue as large as the batch before it."""
+        busy = len(self._inflight)
+        return busy == 0 or (busy < AHEAD and self._rows >= min(self.max_batch, self._inflight[-1][1]))
 
     def qsize(self) -> int:
         """Requests waiting (not yet sent to the model)."""
@@ -144,12 +153,16 @@ class Batcher:
                 now = time.perf_counter()
                 deadline = deadline or now + self.max_delay_s
                 if rows >= self.max_batch or not self._announced or self._closing or now >= deadline:
-                    return [self._jobs.popleft() for _ in range(k)]
+                    return self._pop(k, rows)
                 self._cond.wait(deadline - now)
             elif busy < AHEAD and rows >= min(self.max_batch, self._inflight[-1][1]):
-                return [self._jobs.popleft() for _ in range(k)]  # waits in the worker's socket: no idle gap
+                return self._pop(k, rows)  # waits in the worker's socket: no idle gap
             else:
                 self._cond.wait()  # woken by a new request or an answer
+
+    def _pop(self, k: int, rows: int) -> list[Job]:
+        self._rows -= rows
+        return [self._jobs.popleft() for _ in range(k)]
 
     def _loop(self) -> None:
         while True:
