@@ -328,8 +328,11 @@ def launch(cfg: EngineConfig, fn, *args, local_addr: str | None = None) -> dict[
 
     # torchrun would set OMP_NUM_THREADS=1 for every worker; share the physical cores instead.
     threads = getattr(cfg, "threads", None) or max(1, physical_cores() // cfg.nproc_per_node)
-    launch_cfg, _, _ = config_from_args(parse_args([*_torchrun_argv(cfg, local_addr), "dlbox-worker"]))
     job_dir = tempfile.mkdtemp(prefix="dlbox-job-")
+    # elastic's per-worker log folders (error files) live in the job's folder, removed at the end: by default
+    # each launch would leave a /tmp/torchelastic_* folder behind
+    argv = [*_torchrun_argv(cfg, local_addr), "--log-dir", os.path.join(job_dir, "elastic"), "dlbox-worker"]
+    launch_cfg, _, _ = config_from_args(parse_args(argv))
     env = {
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)),
         # elastic shares one TCP store across restart rounds without a per-round key prefix, so a restarted

@@ -58,6 +58,7 @@ def test_started_by_torchrun_directly_exits_0_every_time(tmp_path):
     for attempt in range(REPEATS):
         runs = tmp_path / str(attempt)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "--log-dir", str(tmp_path / f"elastic-{attempt}"),  # not a /tmp/torchelastic_* folder left behind
                "-m", "dlbox", *JOB, "--epochs", "1", "--runs-dir", str(runs)]  # fmt: skip
         proc = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, (attempt, proc.stderr[-3000:])

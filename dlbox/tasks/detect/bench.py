@@ -6,6 +6,7 @@ same function eagerly for PyTorch). Letterboxing is timed separately, as it happ
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -53,9 +54,13 @@ def bench(source: str, img_size: int = 320, runtime: Literal["onnx", "torch"] = 
             from dlbox.tasks.detect.export import export_temp
 
             path = export_temp(det, img_size)
-        ex = load_exported(path, threads=threads, task="detect")
-        feed = {ex.inputs[0].name: x.numpy()}
-        times = _timed(lambda: ex.run(feed), runs, warmup)
+        try:
+            ex = load_exported(path, threads=threads, task="detect")
+            feed = {ex.inputs[0].name: x.numpy()}
+            times = _timed(lambda: ex.run(feed), runs, warmup)
+        finally:
+            if path != Path(source):  # the temporary export's folder
+                shutil.rmtree(path.parent, ignore_errors=True)
     else:
         if det.model is None:
             raise UserError("--runtime torch needs a run or checkpoint, not an .onnx file")

@@ -125,12 +125,17 @@ def test_onnx_file_carries_class_names_and_input_size(tinydet_onnx):
     assert info["classes"] == ["circle", "triangle", "cross"] and info["inputs"][0]["size"] == 160 and info["task"] == "detect"
 
 
-def test_bench_times_the_exported_graph_at_another_input_size(tinydet_run):
+def test_bench_times_the_exported_graph_at_another_input_size(tinydet_run, tmp_path, monkeypatch):
+    import tempfile
+
     from dlbox.tasks.detect.bench import bench
 
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     r = bench(str(tinydet_run["run_dir"]), img_size=320, runs=3, warmup=1, threads=1)
     assert r["img_size"] == 320 and r["runtime"] == "onnx" and r["images_per_sec"] > 0
     assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"]
+    assert not list((tmp_path / "tmp").iterdir())  # the temporary 320 px export is gone
 
 
 def test_models_lists_the_detectors_with_published_coco_ap():
