@@ -104,6 +104,8 @@ def run_notebook(name: str, tmp_path: Path, monkeypatch, prepend: list[str] = ()
     # The kernel is a child process: it must see this checkout and use this interpreter.
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv("DLBOX_PROGRESS", "0")
+    (tmp_path / "tmp").mkdir(exist_ok=True)  # the notebooks' own mkdtemp() folders: here, not left in /tmp
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     nb.cells[:0] = [nbformat.v4.new_code_cell(src) for src in prepend]
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
