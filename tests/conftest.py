@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -92,6 +93,33 @@ def write_tiny_asr_run(run: Path, wav: Path) -> None:
     wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.5) + 0.3 * np.sin(2 * np.pi * 880 * t) * (t >= 0.5)
     wave += 0.02 * np.random.default_rng(0).standard_normal(len(t))
     soundfile.write(wav, wave.astype(np.float32), 16000, subtype="PCM_16")
+
+
+@contextlib.contextmanager
+def dlbox_home(path: str | Path):
+    """$DLBOX_HOME (where `dlbox bench --auto` saves fast paths) set to ``path`` for a while: read by fastpath in
+    this process and by the CLI processes it starts."""
+    old = os.environ.get("DLBOX_HOME")
+    os.environ["DLBOX_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DLBOX_HOME", None)
+        else:
+            os.environ["DLBOX_HOME"] = old
+
+
+def all_exit_0(procs: list[subprocess.Popen], n: int, timeout: float = 240, tail: int = 2000) -> list[tuple[str, str]]:
+    """Wait for every process (each is killed if the wait fails), assert there are ``n`` and each exited 0 (the
+    stderr tails say why not); their (stdout, stderr)."""
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0] * n, [o[1][-tail:] for o in outs]
+    return outs
 
 
 def run_notebook(name: str, tmp_path: Path, monkeypatch, prepend: list[str] = ()) -> list:

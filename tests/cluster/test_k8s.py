@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import JOB, TASK_DIR, checkpoint_position, env, wait_for, weights_digest
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, all_exit_0, run_main
 
 SCHEMAS = Path(__file__).parent / "schemas"
 VARIANTS = [
@@ -142,12 +142,7 @@ def test_a_pod_evicted_mid_run_is_restarted_and_resumes_without_loss(capsys, ref
     assert (epoch, batch) < (2, 0)  # saved before the end
     # The operator restarts the pods with the same command and environment.
     pods = _start_pods(command, port)
-    try:
-        outs = [p.communicate(timeout=240) for p in pods]
-    finally:
-        for p in pods:
-            p.kill()
-    assert [p.returncode for p in pods] == [0, 0], [o[1][-2000:] for o in outs]
+    outs = all_exit_0(pods, 2)
     assert f"resuming {run_dir}" in outs[0][1], outs[0][1][-2000:]
     (row,) = json.loads(outs[0][0])["results"]
     assert Path(row["run_dir"]) == run_dir and [p.name for p in (runs / TASK_DIR).iterdir()] == ["digits"]
@@ -169,12 +164,7 @@ def test_an_elastic_pytorchjob_trains_with_its_pods(capsys, reference, tmp_path)
     pods = [subprocess.Popen([sys.executable, "-m", "dlbox", *command[1:]], env=env(**pod_env), cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(worker["replicas"])]  # fmt: skip
-    try:
-        outs = [p.communicate(timeout=240) for p in pods]
-    finally:
-        for p in pods:
-            p.kill()
-    assert [p.returncode for p in pods] == [0, 0], [o[1][-2000:] for o in outs]
+    outs = all_exit_0(pods, 2)
     assert all("cluster: PyTorchJob, elastic 1 to 2 node(s)" in o[1] for o in outs), outs[0][1][:500]
     # The pod the rendezvous made rank 0 reports the run (either may be: ranks go by order of joining).
     rows = [row for o in outs if o[0].strip() for row in json.loads(o[0]).get("results") or []]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.cluster import netns
 from tests.cluster.conftest import JOB, env, weights_digest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, all_exit_0
 
 
 @pytest.fixture
@@ -37,12 +37,7 @@ def test_two_namespaces_train_one_job_with_the_single_machine_weights(nodes, ref
                "--master-addr", master, "--master-port", str(port), "--runs-dir", str(runs), "--dist-timeout", "60"]  # fmt: skip
         procs.append(subprocess.Popen(cmd, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))  # fmt: skip
-    try:
-        outs = [p.communicate(timeout=240) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2500:] for o in outs]
+    outs = all_exit_0(procs, 2, tail=2500)
     (_, err1), (out0, err0) = outs
     # each node found its own address on dlb0, the interface toward the master
     assert f"interface {netns.IFACE} ({netns.ADDRS[1]}) toward the master {master}:{port}" in err1, err1[-2000:]

@@ -3,14 +3,12 @@ as a model repository, and one server with all of them on a free loopback port (
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
 
 import pytest
 
-from tests.conftest import write_tiny_asr_run
+from tests.conftest import dlbox_home, write_tiny_asr_run
 
 
 @pytest.fixture(scope="session")
@@ -78,20 +76,6 @@ def speech_faces(tmp_path_factory) -> dict:
     photo.save(root / "astronaut.png")
     ImageOps.mirror(photo).resize((160, 160)).save(root / "mirror.png")
     return {"asr_run": str(run), "wav": root / "tones.wav", "face": face, "photos": [root / "astronaut.png", root / "mirror.png"]}
-
-
-@contextlib.contextmanager
-def dlbox_home(path):
-    """$DLBOX_HOME (where `dlbox bench --auto` saves fast paths) set to ``path`` for a while."""
-    old = os.environ.get("DLBOX_HOME")
-    os.environ["DLBOX_HOME"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("DLBOX_HOME", None)
-        else:
-            os.environ["DLBOX_HOME"] = old
 
 
 class Records(logging.Handler):

@@ -10,8 +10,7 @@ import requests
 
 from dlbox.runtime import fastpath
 from dlbox.runtime.paths import PathSpec
-from tests.conftest import run_main
-from tests.serve.conftest import dlbox_home
+from tests.conftest import dlbox_home, run_main
 
 
 def _params(url: str, model: str) -> dict:

@@ -5,8 +5,6 @@ $DLBOX_HOME (running the whole --auto search on a torchvision model would take m
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 from pathlib import Path
 
@@ -17,24 +15,11 @@ from dlbox.data.samples import write_sample
 from dlbox.engine.metrics import read_jsonl
 from dlbox.runtime import fastpath
 from dlbox.runtime.paths import PathSpec
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, dlbox_home, run_cli
 
 MODEL = "resnet18"
 TRAIN = ["--model", MODEL, "--img-size", "32", "--augment", "none", "--lr", "2e-3", "--batch-size", "16",
          "--val-split", "0.25", "--json"]  # fmt: skip
-
-
-@contextlib.contextmanager
-def dlbox_home(home: Path):
-    old = os.environ.get("DLBOX_HOME")
-    os.environ["DLBOX_HOME"] = str(home)  # read by fastpath here and by the CLI processes (run_cli)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("DLBOX_HOME", None)
-        else:
-            os.environ["DLBOX_HOME"] = old
 
 
 def save_choice(*, train: PathSpec | None = None, infer: PathSpec | None = None) -> None:
